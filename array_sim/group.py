@@ -1,0 +1,336 @@
+"""The group on disk: open or create it, and hold its pools, members, volumes and snapshots.
+
+A group directory holds::
+
+    catalog.sqlite3          every object and page table (see catalog.py)
+    members/<name>.store     a member's page slots (sparse file, member_store.py)
+    members/<name>.chunks    which 4 KiB chunks of each slot hold data (chunk_map.py)
+    group.lock               held (flock) by the one process that has the group open
+
+Volume and snapshot operations are in ``volume_admin.py`` and
+``snapshot_admin.py``; this module keeps the state they share and the
+allocation policy that every write goes through.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from .access_admin import AccessAdmin
+from .block import DeviceOffline, SpaceExhausted
+from .catalog import Catalog
+from .chunk_map import ChunkMap
+from .errors import GroupLocked, InvalidRequest, NotFound
+from .member_store import MemberStore
+from .pages import PageTables
+from .pool import Placement
+from .records import Snapshot, Volume, load_rows, update_row
+from .snapshot_admin import SnapshotAdmin
+from .space import SpaceAccounting, percent_of
+from .units import GiB, PAGE_SIZE
+from .volume_admin import VolumeAdmin
+from .volume_device import VolumeDevice
+
+__all__ = ["Group", "default_group_dir"]
+
+DEFAULT_MEMBER_SIZE = 100 * GiB
+
+
+def default_group_dir() -> Path:
+    """``$ARRAY_SIM_DIR``, else the per-user data directory (XDG)."""
+    if os.environ.get("ARRAY_SIM_DIR"):
+        return Path(os.environ["ARRAY_SIM_DIR"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "array-sim" / "group"
+
+
+R = TypeVar("R", Volume, Snapshot)
+
+
+def _merge(current: dict[int, R], rows: list[R]) -> dict[int, R]:
+    """Rows by id, reusing (and updating) the record objects already held."""
+    merged: dict[int, R] = {}
+    for row in rows:
+        record = current.get(row.id)
+        if record is not None:
+            record.__dict__.update(row.__dict__)
+            row = record
+        merged[row.id] = row
+    return merged
+
+
+class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
+    """An open PS Series group. Only one process may have a group open at a time."""
+
+    def __init__(self, directory: Path, clock: Callable[[], datetime] = datetime.now) -> None:
+        self.directory = Path(directory)
+        self.clock = clock
+        self._lock_fd = os.open(self.directory / "group.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise GroupLocked(f"the group in {self.directory} is open in another process") from None
+        self.catalog = Catalog(self.directory / Catalog.FILE_NAME)
+        self.placement = Placement()
+        chunk_maps: dict[int, ChunkMap] = {}
+        self.pools: dict[int, str] = dict(self.catalog.db.execute("SELECT id, name FROM pools"))
+        for member_id, name, pool_id, capacity, store in self.catalog.db.execute(
+            "SELECT id, name, pool_id, capacity_pages, store FROM members"
+        ):
+            path = self.directory / store
+            self.placement.add_member(member_id, name, pool_id, path, capacity)
+            chunk_maps[member_id] = ChunkMap(PageTables.chunk_map_path(path), capacity)
+        self.tables = PageTables(self.catalog, self.placement, chunk_maps)
+        self.space = SpaceAccounting(self.tables)
+        self.volumes: dict[int, Volume] = {}
+        self.snapshots: dict[int, Snapshot] = {}
+        self._load()
+        self.catalog.on_rollback = self._load
+
+    def _load(self) -> None:
+        """(Re)load memory from the catalog; records keep their identity for open devices."""
+        self.tables.load()
+        self.space.forget()
+        self.volumes = _merge(self.volumes, load_rows(self.catalog.db, Volume))
+        self.snapshots = _merge(self.snapshots, load_rows(self.catalog.db, Snapshot))
+
+    # --------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def init(
+        cls,
+        directory: Path,
+        name: str = "group-0",
+        member_size: int = DEFAULT_MEMBER_SIZE,
+        group_ip: str = "127.0.0.1",
+        clock: Callable[[], datetime] = datetime.now,
+    ) -> Group:
+        """Create a group with the pool ``default`` and one member, then open it."""
+        directory = Path(directory)
+        if (directory / Catalog.FILE_NAME).exists():
+            raise InvalidRequest(f"a group already exists in {directory}")
+        capacity = member_size // PAGE_SIZE
+        if capacity < 1:
+            raise InvalidRequest("the member size must be at least 15MB")
+        (directory / "members").mkdir(parents=True, exist_ok=True)
+        catalog = Catalog.create(directory / Catalog.FILE_NAME)
+        with catalog.transaction() as db:
+            for key, value in (
+                ("name", name),
+                ("group_ip", group_ip),
+                ("group_id", str(secrets.randbits(36))),
+                ("created", clock().isoformat(timespec="seconds")),
+            ):
+                db.execute("INSERT INTO group_params VALUES (?, ?)", (key, value))
+            db.execute("INSERT INTO pools (name) VALUES ('default')")
+        catalog.close()
+        group = cls(directory, clock)
+        group.add_member("member-1", member_size, "default")
+        return group
+
+    @classmethod
+    def open(cls, directory: Path, clock: Callable[[], datetime] = datetime.now) -> Group:
+        """Open an existing group (raises NotFound if there is none)."""
+        if not (Path(directory) / Catalog.FILE_NAME).exists():
+            raise NotFound(f"no group in {directory}; run 'array-sim init' first")
+        return cls(directory, clock)
+
+    def flush(self) -> None:
+        """Make everything acknowledged so far durable against power loss."""
+        self.tables.flush()
+        self.placement.flush()
+        self.catalog.checkpoint()
+
+    def close(self) -> None:
+        self.flush()
+        for chunk_map in self.tables.chunk_maps.values():
+            chunk_map.close()
+        self.placement.close()
+        self.catalog.close()
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> Group:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------- group settings
+
+    @property
+    def name(self) -> str:
+        return self.catalog.param("name") or "group-0"
+
+    @property
+    def group_ip(self) -> str:
+        return self.catalog.param("group_ip") or "127.0.0.1"
+
+    @property
+    def group_id(self) -> int:
+        return int(self.catalog.param("group_id") or 0)
+
+    def set_group_param(self, key: str, value: str) -> None:
+        self.catalog.set_param(key, value)
+
+    def log_event(self, level: str, message: str) -> None:
+        """Append to the group's event log (shown by the firmware model)."""
+        with self.catalog.transaction() as db:
+            db.execute(
+                "INSERT INTO events (time, level, message) VALUES (?, ?, ?)",
+                (self.clock().isoformat(timespec="seconds"), level, message),
+            )
+
+    def events(self) -> list[tuple[str, str, str]]:
+        return list(self.catalog.db.execute("SELECT time, level, message FROM events ORDER BY id"))
+
+    # ------------------------------------------------------- pools and members
+
+    def pool_id(self, name: str) -> int:
+        for pool_id, pool_name in self.pools.items():
+            if pool_name == name:
+                return pool_id
+        raise NotFound(f"Pool {name} does not exist.")
+
+    def create_pool(self, name: str) -> None:
+        if name in self.pools.values():
+            raise InvalidRequest(f"Pool {name} already exists.")
+        with self.catalog.transaction() as db:
+            pool_id = int(db.execute("INSERT INTO pools (name) VALUES (?)", (name,)).lastrowid or 0)
+        self.pools[pool_id] = name
+
+    def add_member(self, name: str, size: int, pool: str) -> None:
+        """Add a member (an array) of ``size`` bytes to a pool, with its own store file."""
+        pool_id = self.pool_id(pool)
+        capacity = size // PAGE_SIZE
+        if any(m.name == name for m in self.placement.members.values()):
+            raise InvalidRequest(f"Member {name} already exists.")
+        relative = f"members/{name}.store"
+        path = self.directory / relative
+        MemberStore.create(path, capacity).close()
+        ChunkMap.create(PageTables.chunk_map_path(path), capacity).close()
+        with self.catalog.transaction() as db:
+            member_id = int(
+                db.execute(
+                    "INSERT INTO members (name, pool_id, capacity_pages, store) VALUES (?, ?, ?, ?)",
+                    (name, pool_id, capacity, relative),
+                ).lastrowid
+                or 0
+            )
+        self.placement.add_member(member_id, name, pool_id, path, capacity)
+        self.tables.chunk_maps[member_id] = ChunkMap(PageTables.chunk_map_path(path), capacity)
+
+    def members(self) -> list[tuple[str, str, int, int]]:
+        """(name, pool, capacity pages, free slots) of every member."""
+        return [
+            (m.name, self.pools[m.pool_id], m.capacity_pages, m.free_pages) for m in self.placement.members.values()
+        ]
+
+    def pool_volumes(self, pool_id: int) -> list[Volume]:
+        return [v for v in self.volumes.values() if v.pool_id == pool_id]
+
+    def pool_free(self, pool_id: int) -> int:
+        """Free pages of a pool: capacity less every reserve in it."""
+        reserved = sum(self.space.reserved(v, self.snapshots_of(v)) for v in self.pool_volumes(pool_id))
+        return self.placement.pool_capacity(pool_id) - reserved
+
+    # ---------------------------------------------------------------- devices
+
+    def device(self, volume: str, snapshot: str | None = None) -> VolumeDevice:
+        """The block device of a volume, or of one of its snapshots."""
+        vol = self.volume(volume)
+        snap = self.snapshot(volume, snapshot) if snapshot is not None else None
+        return VolumeDevice(self.tables, self.space, self._before_allocate, self.flush, vol, snap)
+
+    def _owner(self, map_id: int) -> tuple[Volume, Snapshot | None]:
+        for volume in self.volumes.values():
+            if volume.map_id == map_id:
+                return volume, None
+        for snapshot in self.snapshots.values():
+            if snapshot.map_id == map_id:
+                return self.volumes[snapshot.volume_id], snapshot
+        raise NotFound(f"page table {map_id} belongs to nothing")
+
+    def _before_allocate(self, map_id: int, page_index: int, shared: int | None) -> None:
+        """The allocation policy: runs before any write takes a new page (see space.py)."""
+        volume, snapshot = self._owner(map_id)
+
+        def held_by_snapshot() -> bool:
+            return any(self.tables.table(s.map_id).get(page_index) == shared for s in self.snapshots_of(volume))
+
+        if snapshot is not None:
+            self._charge_snapshot_reserve(volume, snapshot, lambda: True)
+        elif shared is None:
+            self._grow_thin(volume)
+        elif held_by_snapshot():
+            self._charge_snapshot_reserve(volume, None, held_by_snapshot)
+
+    def _grow_thin(self, volume: Volume) -> None:
+        """Thin provisioning: enforce the maximum in-use space and grow the volume reserve."""
+        if not volume.thin:
+            return
+        in_use = self.space.in_use(volume) + 1
+        if volume.thin_max < 100 and in_use > percent_of(volume.thin_max, volume.pages):
+            self.log_event("ERROR", f"Volume {volume.name} reached its maximum in-use space; set offline.")
+            self._set_offline_with_snapshots(volume)
+            raise SpaceExhausted(f"{volume.name} reached its maximum in-use space")
+        if in_use == percent_of(volume.thin_warn, volume.pages):
+            self.log_event("WARNING", f"Volume {volume.name} in-use space reached {volume.thin_warn}% of its size.")
+        reserve = volume.reserve_pages
+        if reserve >= volume.pages or reserve - in_use >= percent_of(6, volume.pages):
+            return
+        wanted = min(volume.pages, max(in_use, reserve + percent_of(10, volume.pages)))
+        if self._try_reserve(volume, wanted) or in_use <= reserve or self._try_reserve(volume, in_use):
+            return
+        self.log_event("ERROR", f"Pool {self.pools[volume.pool_id]} has no free space for volume {volume.name}.")
+        raise SpaceExhausted(f"pool {self.pools[volume.pool_id]} has no free space for {volume.name}")
+
+    def _try_reserve(self, volume: Volume, pages: int) -> bool:
+        """Set a thin volume's reserve to ``pages`` if the pool has the space for it."""
+        old = volume.reserve_pages
+        volume.reserve_pages = pages
+        if self.pool_free(volume.pool_id) < 0:
+            volume.reserve_pages = old
+            return False
+        with self.catalog.transaction() as db:
+            update_row(db, volume, reserve_pages=pages)
+        return True
+
+    def _charge_snapshot_reserve(
+        self, volume: Volume, keep: Snapshot | None, still_needed: Callable[[], bool]
+    ) -> None:
+        """One more page held by snapshots: apply the snap-depletion policy if it does not fit."""
+        space = self.space
+        used = space.snapshot_in_use(volume, self.snapshots_of(volume))
+        while used + 1 > space.snapshot_reserve(volume):
+            policy = volume.snap_depletion
+            if policy == "borrow" and self.pool_free(volume.pool_id) >= 1:
+                break
+            if policy == "volume-offline":
+                self.log_event("ERROR", f"Snapshot reserve of volume {volume.name} is exhausted; set offline.")
+                self._set_offline_with_snapshots(volume)
+                raise DeviceOffline(f"snapshot reserve of {volume.name} is exhausted")
+            victims = [s for s in self.snapshots_of(volume) if s is not keep]
+            if not victims:
+                raise SpaceExhausted(f"snapshot reserve of {volume.name} is exhausted")
+            self.log_event("WARNING", f"Snapshot {victims[0].name} deleted to free snapshot reserve.")
+            self._delete_snapshot(victims[0])
+            if not still_needed():
+                return
+            used = space.snapshot_in_use(volume, self.snapshots_of(volume))
+        space.charge_snapshot_page(volume)
+        reserve = space.snapshot_reserve(volume)
+        if used + 1 == reserve - percent_of(volume.snap_warn, reserve) + 1:
+            self.log_event("WARNING", f"Free snapshot reserve of volume {volume.name} is below {volume.snap_warn}%.")
+
+    def _set_offline_with_snapshots(self, volume: Volume) -> None:
+        with self.catalog.transaction() as db:
+            update_row(db, volume, online=False)
+            for snapshot in self.snapshots_of(volume):
+                update_row(db, snapshot, online=False)

@@ -1,0 +1,258 @@
+"""Volume operations of the group: create, clone, resize, rename, settings, delete.
+
+PS Series rules enforced here (research/ps-cli.md 2.4): a volume must be
+offline to be deleted or shrunk; growing takes a snapshot first unless told
+``no-snap``; a clone is a full, independent volume in the source's pool
+(sharing pages underneath until either side writes); every request is refused
+whole, with nothing changed, when the pool lacks the space for its reserves.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import AlreadyExists, InvalidRequest, NoSpace, NotFound
+from .naming import target_iqn, valid_object_name
+from .records import SNAP_DEPLETION_POLICIES, Snapshot, Volume, insert_row, update_row
+from .units import pages_for
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .catalog import Catalog
+    from .pages import PageTables
+    from .space import SpaceAccounting
+
+__all__ = ["VolumeAdmin", "VOLUME_SETTINGS"]
+
+#: Settings ``configure_volume`` accepts, with their allowed values.
+VOLUME_SETTINGS: dict[str, Any] = {
+    "description": str,
+    "multihost": bool,
+    "snap_reserve": range(0, 10001),
+    "snap_warn": range(0, 101),
+    "snap_depletion": SNAP_DEPLETION_POLICIES,
+    "thin_min_reserve": range(0, 101),
+    "thin_warn": range(1, 101),
+    "thin_max": range(1, 101),
+}
+
+
+class VolumeAdmin:
+    """Volume operations; mixed into ``Group``, whose state they use."""
+
+    if TYPE_CHECKING:
+        catalog: Catalog
+        tables: PageTables
+        space: SpaceAccounting
+        volumes: dict[int, Volume]
+        snapshots: dict[int, Snapshot]
+        pools: dict[int, str]
+        group_id: int
+
+        def clock(self) -> datetime: ...
+        def pool_id(self, name: str) -> int: ...
+        def pool_free(self, pool_id: int) -> int: ...
+        def log_event(self, level: str, message: str) -> None: ...
+        def create_snapshot(self, volume: str, name: str | None = None, description: str = "") -> Snapshot: ...
+        def _delete_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    # ----------------------------------------------------------------- lookups
+
+    def volume(self, name: str) -> Volume:
+        for volume in self.volumes.values():
+            if volume.name == name:
+                return volume
+        raise NotFound(f"Volume {name} does not exist.")
+
+    def volume_list(self) -> list[Volume]:
+        return sorted(self.volumes.values(), key=lambda v: v.name)
+
+    def snapshots_of(self, volume: Volume) -> list[Snapshot]:
+        """The volume's snapshots, oldest first."""
+        return sorted((s for s in self.snapshots.values() if s.volume_id == volume.id), key=lambda s: s.id)
+
+    def _check_new_name(self, name: str) -> None:
+        if not valid_object_name(name):
+            raise InvalidRequest(f"Invalid name '{name}'.")
+        if any(v.name == name for v in self.volumes.values()):
+            raise AlreadyExists(f"Volume {name} already exists.")
+
+    # ---------------------------------------------------------------- creation
+
+    def create_volume(
+        self,
+        name: str,
+        size: int,
+        pool: str = "default",
+        thin: bool = False,
+        description: str = "",
+        online: bool = True,
+        read_only: bool = False,
+        **settings: Any,
+    ) -> Volume:
+        """Create a volume of ``size`` bytes (rounded up to whole 15 MiB pages)."""
+        return self._new_volume(name, size, self.pool_id(pool), thin, description, online, read_only, None, settings)
+
+    def clone_volume(self, source: str, name: str, snapshot: str | None = None, description: str = "") -> Volume:
+        """Clone a volume, or one of its snapshots, into a new volume of the same size."""
+        volume = self.volume(source)
+        origin: Volume | Snapshot = volume
+        if snapshot is not None:
+            origin = self._find_snapshot(volume, snapshot)
+        return self._new_volume(
+            name, origin.size_bytes, volume.pool_id, volume.thin, description, True, False, origin, {}
+        )
+
+    def _new_volume(
+        self,
+        name: str,
+        size: int,
+        pool_id: int,
+        thin: bool,
+        description: str,
+        online: bool,
+        read_only: bool,
+        origin: Volume | Snapshot | None,
+        settings: dict[str, Any],
+    ) -> Volume:
+        self._check_new_name(name)
+        if size <= 0:
+            raise InvalidRequest("The volume size must be greater than zero.")
+        pages = pages_for(size)
+        volume = Volume(
+            id=0, name=name, pool_id=pool_id, map_id=0, size_bytes=size, pages=pages, thin=thin,
+            thin_min_reserve=10, thin_warn=60, thin_max=100, reserve_pages=pages,
+            snap_reserve=100, snap_warn=10, snap_depletion="delete-oldest",
+            description=description, online=online, read_only=read_only, multihost=False,
+            iqn="", snap_counter=0, created=self.clock().isoformat(timespec="seconds"),
+        )  # fmt: skip
+        self._validate_settings(settings)
+        for key, value in settings.items():
+            setattr(volume, key, value)
+        used = len(self.tables.table(origin.map_id)) if origin is not None else 0
+        if thin:
+            volume.reserve_pages = max(self.space.thin_min_reserve(volume), used)
+        needed = self.space.volume_reserve(volume) + self.space.snapshot_reserve(volume)
+        if needed > self.pool_free(pool_id):
+            raise NoSpace(f"Not enough free space in pool {self.pools[pool_id]} for volume {name}.")
+        with self.catalog.transaction() as db:
+            volume.iqn = target_iqn(self.group_id, self.catalog.next_id("next_serial"), name)
+            volume.map_id = self.tables.new_map()
+            insert_row(db, volume)
+            if origin is not None:
+                self.tables.copy_map(origin.map_id, volume.map_id, pages)
+        self.volumes[volume.id] = volume
+        return volume
+
+    # ---------------------------------------------------------------- settings
+
+    @staticmethod
+    def _validate_settings(settings: dict[str, Any]) -> None:
+        for key, value in settings.items():
+            allowed = VOLUME_SETTINGS.get(key)
+            if allowed is None:
+                raise InvalidRequest(f"Unknown volume setting '{key}'.")
+            if isinstance(allowed, type):
+                if not isinstance(value, allowed):
+                    raise InvalidRequest(f"Invalid value for {key}.")
+            elif value not in allowed:
+                raise InvalidRequest(f"Invalid value '{value}' for {key}.")
+
+    def configure_volume(self, name: str, **settings: Any) -> None:
+        """Change settings (see ``VOLUME_SETTINGS``); a reserve change must fit the pool."""
+        volume = self.volume(name)
+        self._validate_settings(settings)
+        if "thin_max" in settings and "thin_warn" not in settings and settings["thin_max"] < volume.thin_warn:
+            raise InvalidRequest("The maximum in-use space must not be below the in-use warning limit.")
+        old = {key: getattr(volume, key) for key in settings}
+        for key, value in settings.items():
+            setattr(volume, key, value)
+        if volume.thin and "thin_min_reserve" in settings:
+            volume.reserve_pages = max(volume.reserve_pages, self.space.thin_min_reserve(volume))
+            settings["reserve_pages"] = volume.reserve_pages
+        if self.pool_free(volume.pool_id) < 0:
+            for key, value in old.items():
+                setattr(volume, key, value)
+            raise NoSpace(f"Not enough free space in pool {self.pools[volume.pool_id]} for that reserve.")
+        with self.catalog.transaction() as db:
+            update_row(db, volume, **settings)
+
+    def rename_volume(self, name: str, new_name: str) -> None:
+        """Rename; the iSCSI target name stays what it was at creation, as on the array."""
+        volume = self.volume(name)
+        self._check_new_name(new_name)
+        with self.catalog.transaction() as db:
+            update_row(db, volume, name=new_name)
+
+    def set_volume_online(self, name: str, online: bool) -> None:
+        volume = self.volume(name)
+        with self.catalog.transaction() as db:
+            update_row(db, volume, online=online)
+
+    def set_volume_read_only(self, name: str, read_only: bool) -> None:
+        volume = self.volume(name)
+        with self.catalog.transaction() as db:
+            update_row(db, volume, read_only=read_only)
+
+    def set_thin(self, name: str, thin: bool) -> None:
+        """Convert between thin and thick provisioning (thick needs the full reserve free)."""
+        volume = self.volume(name)
+        if volume.thin == thin:
+            return
+        old_reserve = volume.reserve_pages
+        volume.thin = thin
+        volume.reserve_pages = max(self.space.thin_min_reserve(volume), self.space.in_use(volume))
+        if self.pool_free(volume.pool_id) < 0:
+            volume.thin, volume.reserve_pages = not thin, old_reserve
+            raise NoSpace(f"Not enough free space in pool {self.pools[volume.pool_id]} to make {name} thick.")
+        with self.catalog.transaction() as db:
+            update_row(db, volume, thin=thin, reserve_pages=volume.reserve_pages)
+
+    # ------------------------------------------------------------ size, delete
+
+    def resize_volume(self, name: str, size: int, snapshot: bool = True) -> Snapshot | None:
+        """Grow (online; a snapshot first unless ``snapshot`` is False) or shrink (offline only)."""
+        volume = self.volume(name)
+        if size <= 0:
+            raise InvalidRequest("The volume size must be greater than zero.")
+        pages = pages_for(size)
+        if pages < volume.pages and volume.online:
+            raise InvalidRequest(f"Volume {name} must be offline to be shrunk.")
+        old = (volume.size_bytes, volume.pages, volume.reserve_pages)
+        volume.size_bytes, volume.pages = size, pages
+        volume.reserve_pages = (
+            max(self.space.thin_min_reserve(volume), min(volume.reserve_pages, pages)) if volume.thin else pages
+        )
+        short = self.pool_free(volume.pool_id) < 0
+        volume.size_bytes, volume.pages, volume.reserve_pages = old
+        if short:
+            raise NoSpace(f"Not enough free space in pool {self.pools[volume.pool_id]} to resize {name}.")
+        taken = self.create_snapshot(name) if snapshot and volume.snap_reserve > 0 else None
+        with self.catalog.transaction() as db:
+            reserve = max(self.space.thin_min_reserve(volume), min(volume.reserve_pages, pages))
+            update_row(db, volume, size_bytes=size, pages=pages, reserve_pages=reserve if volume.thin else pages)
+            self.tables.truncate(volume.map_id, pages)
+        self.space.forget(volume)
+        return taken
+
+    def delete_volume(self, name: str) -> None:
+        """Delete an offline volume with its snapshots and access records."""
+        volume = self.volume(name)
+        if volume.online:
+            raise InvalidRequest(f"Volume {name} must be offline before it can be deleted.")
+        with self.catalog.transaction() as db:
+            for snapshot in self.snapshots_of(volume):
+                self._delete_snapshot(snapshot)
+            db.execute("DELETE FROM access_records WHERE volume_id = ?", (volume.id,))
+            db.execute("DELETE FROM volumes WHERE id = ?", (volume.id,))
+            self.tables.drop_map(volume.map_id)
+        del self.volumes[volume.id]
+        self.space.forget(volume)
+
+    def _find_snapshot(self, volume: Volume, name: str) -> Snapshot:
+        for snapshot in self.snapshots_of(volume):
+            if snapshot.name == name:
+                return snapshot
+        raise NotFound(f"Snapshot {name} does not exist.")
+
