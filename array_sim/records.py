@@ -44,6 +44,8 @@ class Volume:
     snap_warn: int
     snap_depletion: str
     description: str
+    #: The iSCSI alias (TargetAlias) initiators see; the volume name by default.
+    alias: str
     online: bool
     read_only: bool
     multihost: bool

@@ -23,11 +23,22 @@ if TYPE_CHECKING:
     from .pages import PageTables
     from .space import SpaceAccounting
 
-__all__ = ["VolumeAdmin", "VOLUME_SETTINGS"]
+__all__ = ["VolumeAdmin", "VOLUME_SETTINGS", "VOLUME_DEFAULTS"]
+
+#: Group-wide defaults for new volumes, as a new PS Series group has them.
+VOLUME_DEFAULTS: dict[str, Any] = {
+    "snap_reserve": 100,
+    "snap_warn": 10,
+    "snap_depletion": "delete-oldest",
+    "thin_min_reserve": 10,
+    "thin_warn": 60,
+    "thin_max": 100,
+}
 
 #: Settings ``configure_volume`` accepts, with their allowed values.
 VOLUME_SETTINGS: dict[str, Any] = {
     "description": str,
+    "alias": str,
     "multihost": bool,
     "snap_reserve": range(0, 10001),
     "snap_warn": range(0, 101),
@@ -120,11 +131,14 @@ class VolumeAdmin:
         if size <= 0:
             raise InvalidRequest("The volume size must be greater than zero.")
         pages = pages_for(size)
+        defaults = self.volume_defaults()
         volume = Volume(
             id=0, name=name, pool_id=pool_id, map_id=0, size_bytes=size, pages=pages, thin=thin,
-            thin_min_reserve=10, thin_warn=60, thin_max=100, reserve_pages=pages,
-            snap_reserve=100, snap_warn=10, snap_depletion="delete-oldest",
-            description=description, online=online, read_only=read_only, multihost=False,
+            thin_min_reserve=defaults["thin_min_reserve"], thin_warn=defaults["thin_warn"],
+            thin_max=defaults["thin_max"], reserve_pages=pages,
+            snap_reserve=defaults["snap_reserve"], snap_warn=defaults["snap_warn"],
+            snap_depletion=defaults["snap_depletion"],
+            description=description, alias=name, online=online, read_only=read_only, multihost=False,
             iqn="", snap_counter=0, created=self.clock().isoformat(timespec="seconds"),
         )  # fmt: skip
         self._validate_settings(settings)
@@ -146,6 +160,21 @@ class VolumeAdmin:
         return volume
 
     # ---------------------------------------------------------------- settings
+
+    def volume_defaults(self) -> dict[str, Any]:
+        """The group's defaults for new volumes (``grpparams def-...``)."""
+        defaults: dict[str, Any] = dict(VOLUME_DEFAULTS)
+        for key, value in defaults.items():
+            stored = self.catalog.param(f"def_{key}")
+            if stored is not None:
+                defaults[key] = stored if isinstance(value, str) else int(stored)
+        return defaults
+
+    def set_volume_default(self, key: str, value: Any) -> None:
+        if key not in VOLUME_DEFAULTS:
+            raise InvalidRequest(f"Unknown volume default '{key}'.")
+        self._validate_settings({key: value})
+        self.catalog.set_param(f"def_{key}", str(value))
 
     @staticmethod
     def _validate_settings(settings: dict[str, Any]) -> None:

@@ -1,0 +1,33 @@
+"""Argument parsing shared by the commands: sizes, percentages, on/off switches."""
+
+from __future__ import annotations
+
+from array_sim.units import parse_percent, parse_size
+
+from ..words import CliError, Words
+
+__all__ = ["size_argument", "percent_argument", "enable_argument", "on_off_argument"]
+
+
+def size_argument(words: Words) -> int:
+    text = words.take("size")
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise CliError(f"Invalid size '{text}'; use a number with MB, GB or TB.") from None
+
+
+def percent_argument(words: Words, what: str) -> int:
+    text = words.take(what)
+    try:
+        return parse_percent(text)
+    except ValueError:
+        raise CliError(f"Invalid percentage '{text}' for {what}.") from None
+
+
+def enable_argument(words: Words) -> bool:
+    return words.keyword(["enable", "disable"]) == "enable"
+
+
+def on_off_argument(words: Words) -> str:
+    return words.keyword(["on", "off"])

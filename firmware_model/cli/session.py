@@ -1,0 +1,159 @@
+"""One Group Manager CLI session: prompt, sub-command modes, confirmations, settings.
+
+The session is transport-free (sans-IO): ``execute(line)`` takes one input
+line and returns the output lines; ``prompt`` says what to print next. The
+local ``array-sim cli`` drives it from stdin/stdout here; the SSH front end
+drives the same object later.
+
+Rules from the array (research/ps-cli.md 1.8 and 2.1):
+
+* the prompt is ``<group>> ``, or ``<group>(volume_<name>)> `` after a bare
+  ``volume select <name>``; ``exit`` leaves that mode;
+* every command runs as one catalog transaction: a refused command prints
+  ``% Error - ...`` and changes nothing;
+* ``cli-settings`` persist per account; ``stty`` lasts for the session;
+* with ``confirmation on`` destructive commands ask ``(y/n) [n]`` first.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from array_sim import EngineError, Group
+
+from .commands import TOP_LEVEL
+from .words import CliError, Words, tokenize
+
+__all__ = ["Session", "Confirm", "run_command_line", "run_interactive"]
+
+BANNER = [
+    "",
+    "           Welcome to Group Manager (array-sim PS Series simulator)",
+    "",
+]
+
+
+@dataclass
+class Confirm(Exception):
+    """Raised by a command that must ask before it acts (``confirmation on``)."""
+
+    question: str
+    action: Callable[[], list[str]]
+
+
+class Session:
+    """A CLI session of one account on an open group."""
+
+    def __init__(self, group: Group, account: str = "grpadmin", interactive: bool = True) -> None:
+        self.group = group
+        self.account = account
+        self.interactive = interactive
+        self.modes: list[tuple[list[str], str]] = []
+        self.columns = 80
+        self.hardwrap = True
+        self.closed = False
+        self._pending: Confirm | None = None
+
+    @property
+    def prompt(self) -> str:
+        if self._pending is not None:
+            return self._pending.question + " "
+        label = "".join(f"({name})" for _, name in self.modes[-1:])
+        return f"{self.group.name}{label}> "
+
+    @property
+    def asking(self) -> bool:
+        """True while a confirmation question waits for its answer."""
+        return self._pending is not None
+
+    def setting(self, key: str) -> bool:
+        return self.group.cli_settings(self.account)[key] == "on"
+
+    def confirm(self, question: str, action: Callable[[], list[str]]) -> list[str]:
+        """Run ``action`` now, or first ask ``question`` when confirmations are on."""
+        if self.setting("confirmation"):
+            raise Confirm(f"{question} (y/n) [n]", action)
+        return action()
+
+    def enter_mode(self, prefix: list[str], label: str) -> None:
+        self.modes.append((prefix, label))
+
+    def execute(self, line: str) -> list[str]:
+        """Run one input line; returns the lines to print."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            if line.strip().lower() in ("y", "yes"):
+                return self._run(pending.action)
+            return []
+        try:
+            tokens = tokenize(line)
+        except CliError as error:
+            return [f"% Error - {error}"]
+        if not tokens:
+            return []
+        if tokens[0].lower() == "exit" and len(tokens) == 1 and self.modes:
+            self.modes.pop()
+            return []
+        prefix = self.modes[-1][0] if self.modes else []
+        return self._run(lambda: TOP_LEVEL(self, Words(prefix + tokens)))
+
+    def _run(self, command: Callable[[], list[str]]) -> list[str]:
+        try:
+            with self.group.catalog.transaction():
+                lines = command()
+        except Confirm as ask:
+            self._pending = ask
+            return []
+        except (CliError, EngineError, ValueError) as error:
+            return [f"% Error - {error}"]
+        return self._wrap(lines)
+
+    def _wrap(self, lines: list[str]) -> list[str]:
+        """Hard-wrap long lines at the terminal width (``stty hardwrap on``), as a terminal would."""
+        if not (self.interactive and self.hardwrap):
+            return lines
+        wrapped: list[str] = []
+        for line in lines:
+            if len(line) <= self.columns:
+                wrapped.append(line)
+            else:
+                wrapped.extend(textwrap.wrap(line, self.columns, break_long_words=True, drop_whitespace=False))
+        return wrapped
+
+
+def run_command_line(group: Group, account: str, words: list[str], out: TextIO) -> int:
+    """``array-sim cli COMMAND``: one command; a confirmation question is answered from stdin."""
+    session = Session(group, account, interactive=False)
+    line = words[0] if len(words) == 1 else " ".join(_quote(w) for w in words)
+    lines = session.execute(line)
+    if session.asking:
+        out.write(session.prompt)
+        out.flush()
+        lines = session.execute(sys.stdin.readline())
+    for text in lines:
+        out.write(text + "\n")
+    return 1 if any(text.startswith("% Error") for text in lines) else 0
+
+
+def _quote(word: str) -> str:
+    return f'"{word}"' if (" " in word or not word) else word
+
+
+def run_interactive(group: Group, account: str, source: TextIO, out: TextIO) -> int:
+    """An interactive session on stdin/stdout, ending at ``logout``/``exit`` or end of input."""
+    session = Session(group, account, interactive=source.isatty())
+    out.write("\n".join(BANNER) + "\n")
+    while not session.closed:
+        out.write(session.prompt)
+        out.flush()
+        line = source.readline()
+        if not line:
+            out.write("\n")
+            break
+        for text in session.execute(line.rstrip("\r\n")):
+            out.write(text + "\n")
+    return 0

@@ -1,0 +1,83 @@
+"""Reading a Group Manager command line: tokens, keywords with abbreviations, errors.
+
+The array accepts any unambiguous prefix of a keyword (``vol sel v show``)
+and double-quoted arguments (the Cinder driver sends ``description "OpenStack
+Managed"``). Every refusal is a ``CliError`` whose text the session prints as
+``% Error - <text>``; a refused command changes nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+__all__ = ["CliError", "Words", "tokenize"]
+
+
+class CliError(Exception):
+    """A command the group refuses; printed as ``% Error - <message>``."""
+
+
+def tokenize(line: str) -> list[str]:
+    """Split a command line on blanks, keeping quoted strings whole."""
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        return list(lexer)
+    except ValueError:
+        raise CliError("Unbalanced quotation marks in the command.") from None
+
+
+class Words:
+    """A cursor over the tokens of one command."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        self.tokens = list(tokens)
+        self.position = 0
+
+    def at_end(self) -> bool:
+        return self.position >= len(self.tokens)
+
+    def peek(self) -> str | None:
+        return None if self.at_end() else self.tokens[self.position]
+
+    def take(self, what: str) -> str:
+        """The next token, which the command needs as ``what``."""
+        if self.at_end():
+            raise CliError(f"Missing {what}.")
+        self.position += 1
+        return self.tokens[self.position - 1]
+
+    def keyword(self, choices: Sequence[str], what: str = "command") -> str:
+        """The next token as one of ``choices``; any unambiguous prefix will do."""
+        if self.at_end():
+            raise CliError(f"Incomplete command; expected one of: {', '.join(choices)}.")
+        token = self.tokens[self.position]
+        found = match_keyword(token, choices)
+        if found is None:
+            raise CliError(f"Bad {what} '{token}'; expected one of: {', '.join(choices)}.")
+        self.position += 1
+        return found
+
+    def optional_keyword(self, choices: Sequence[str]) -> str | None:
+        token = self.peek()
+        if token is None or match_keyword(token, choices) is None:
+            return None
+        return self.keyword(choices)
+
+    def end(self) -> None:
+        """Refuse anything left over."""
+        if not self.at_end():
+            raise CliError(f"Unexpected argument '{self.tokens[self.position]}'.")
+
+
+def match_keyword(token: str, choices: Sequence[str]) -> str | None:
+    """Exact match first, then the one choice that starts with ``token``."""
+    lowered = token.lower()
+    if lowered in (c.lower() for c in choices):
+        return next(c for c in choices if c.lower() == lowered)
+    matches = [c for c in choices if c.lower().startswith(lowered)]
+    if len(matches) > 1:
+        raise CliError(f"Ambiguous command '{token}': {', '.join(matches)}.")
+    return matches[0] if matches else None
