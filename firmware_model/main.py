@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from array_sim import EngineError, Group, default_group_dir
+from array_sim import EngineError, Group, GroupLocked, default_group_dir
 from array_sim.units import parse_size
 
 __all__ = ["main"]
@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--group-ip", default="127.0.0.1", help="the group IP address (default 127.0.0.1)")
     init.add_argument("--if-missing", action="store_true", help="do nothing if the group already exists")
 
+    serve = commands.add_parser("serve", help="serve the group's volumes and snapshots as iSCSI targets")
+    serve.add_argument("--dir", type=Path, default=None, help="group directory (created on first run)")
+    serve.add_argument("--portal", default=None, help="IP:PORT to listen on, the group IP (default 127.0.0.1:3260)")
+    serve.add_argument("--nop-interval", type=float, default=30.0, help="seconds of silence before a NOP-In ping")
+
     cli = commands.add_parser("cli", help="run Group Manager CLI commands (interactive without COMMAND)")
     cli.add_argument("--dir", type=Path, default=None, help="group directory (default: $ARRAY_SIM_DIR or per-user)")
     cli.add_argument("--account", default="grpadmin", help="the account whose CLI settings apply")
@@ -36,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "init":
             return _init(args, directory)
+        if args.command == "serve":
+            from .serve import serve
+
+            return serve(directory, args.portal, args.nop_interval)
         return _cli(args, directory)
     except EngineError as error:
         print(f"array-sim: {error}", file=sys.stderr)
@@ -56,12 +65,30 @@ def _init(args: argparse.Namespace, directory: Path) -> int:
 
 
 def _cli(args: argparse.Namespace, directory: Path) -> int:
+    from .cli.session import CliSession, Session, run_command_line, run_interactive
+    from .control import SOCKET_NAME, RemoteSession
+
+    interactive = not args.words and sys.stdin.isatty()
+    try:
+        group = Group.open(directory)
+    except GroupLocked:
+        if not (directory / SOCKET_NAME).exists():
+            raise
+        remote = RemoteSession(directory, args.account, interactive)
+        try:
+            return _run_cli(remote, args)
+        finally:
+            remote.close()
+    with group:
+        return _run_cli(Session(group, args.account, interactive), args)
+
+
+def _run_cli(session: CliSession, args: argparse.Namespace) -> int:
     from .cli.session import run_command_line, run_interactive
 
-    with Group.open(directory) as group:
-        if args.words:
-            return run_command_line(group, args.account, args.words, sys.stdout)
-        return run_interactive(group, args.account, sys.stdin, sys.stdout)
+    if args.words:
+        return run_command_line(session, args.words, sys.stdin, sys.stdout)
+    return run_interactive(session, sys.stdin, sys.stdout)
 
 
 if __name__ == "__main__":

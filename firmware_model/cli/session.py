@@ -17,24 +17,31 @@ Rules from the array (research/ps-cli.md 1.8 and 2.1):
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
-from array_sim import EngineError, Group
+from array_sim import EngineError, Group, Snapshot, Volume
 
 from .commands import TOP_LEVEL
 from .words import CliError, Words, tokenize
 
-__all__ = ["Session", "Confirm", "run_command_line", "run_interactive"]
+__all__ = ["Session", "Confirm", "Live", "run_command_line", "run_interactive"]
 
 BANNER = [
     "",
     "           Welcome to Group Manager (array-sim PS Series simulator)",
     "",
 ]
+
+
+class Live:
+    """What only a running target knows: who is connected. Without a server, nobody is."""
+
+    def connections(self, volume: Volume, snapshot: Snapshot | None = None) -> list[tuple[str, str]]:
+        """(initiator address, initiator name) of each connection to the volume or snapshot."""
+        return []
 
 
 @dataclass
@@ -48,8 +55,11 @@ class Confirm(Exception):
 class Session:
     """A CLI session of one account on an open group."""
 
-    def __init__(self, group: Group, account: str = "grpadmin", interactive: bool = True) -> None:
+    def __init__(
+        self, group: Group, account: str = "grpadmin", interactive: bool = True, live: Live | None = None
+    ) -> None:
         self.group = group
+        self.live = live or Live()
         self.account = account
         self.interactive = interactive
         self.modes: list[tuple[list[str], str]] = []
@@ -125,15 +135,24 @@ class Session:
         return wrapped
 
 
-def run_command_line(group: Group, account: str, words: list[str], out: TextIO) -> int:
-    """``array-sim cli COMMAND``: one command; a confirmation question is answered from stdin."""
-    session = Session(group, account, interactive=False)
+class CliSession(Protocol):
+    """A session the terminal loops drive: local (``Session``) or in a running server (``control``)."""
+
+    prompt: str
+    asking: bool
+    closed: bool
+
+    def execute(self, line: str) -> list[str]: ...
+
+
+def run_command_line(session: CliSession, words: list[str], source: TextIO, out: TextIO) -> int:
+    """``array-sim cli COMMAND``: one command; a confirmation question is answered from ``source``."""
     line = words[0] if len(words) == 1 else " ".join(_quote(w) for w in words)
     lines = session.execute(line)
     if session.asking:
         out.write(session.prompt)
         out.flush()
-        lines = session.execute(sys.stdin.readline())
+        lines = session.execute(source.readline())
     for text in lines:
         out.write(text + "\n")
     return 1 if any(text.startswith("% Error") for text in lines) else 0
@@ -143,9 +162,8 @@ def _quote(word: str) -> str:
     return f'"{word}"' if (" " in word or not word) else word
 
 
-def run_interactive(group: Group, account: str, source: TextIO, out: TextIO) -> int:
-    """An interactive session on stdin/stdout, ending at ``logout``/``exit`` or end of input."""
-    session = Session(group, account, interactive=source.isatty())
+def run_interactive(session: CliSession, source: TextIO, out: TextIO) -> int:
+    """An interactive session, ending at ``logout``/``exit`` or end of input."""
     out.write("\n".join(BANNER) + "\n")
     while not session.closed:
         out.write(session.prompt)

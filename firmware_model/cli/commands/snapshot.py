@@ -59,7 +59,12 @@ def _delete(session: Session, vol: Volume, name: str) -> list[str]:
 
 def _list(session: Session, vol: Volume) -> list[str]:
     rows = [
-        (s.name, "read-only" if s.read_only else "read-write", "online" if s.online else "offline", "0")
+        (
+            s.name,
+            "read-only" if s.read_only else "read-write",
+            "online" if s.online else "offline",
+            str(len(session.live.connections(vol, s))),
+        )
         for s in session.group.snapshots_of(vol)
     ]
     return table([("Name", 25), ("Permission", 10), ("Status", 7), ("Connections", 11)], rows)
@@ -74,7 +79,7 @@ def _details(session: Session, vol: Volume, snap: Snapshot) -> list[str]:
         ("Status", status),
         ("Permission", "read-only" if snap.read_only else "read-write"),
         ("DesiredStatus", status),
-        ("Connections", "0"),
+        ("Connections", str(len(session.live.connections(vol, snap)))),
         ("iSCSI Name", snap.iqn),
         ("Description", snap.description),
         ("Volume", vol.name),

@@ -117,7 +117,7 @@ def _list(session: Session) -> list[str]:
             str(len(group.snapshots_of(v))),
             "online" if v.online else "offline",
             "read-only" if v.read_only else "read-write",
-            "0",
+            str(len(session.live.connections(v))),
             "Y" if v.thin else "N",
         )
         for v in group.volume_list()
@@ -155,7 +155,7 @@ def volume_details(session: Session, vol: Volume, with_access: bool = False) -> 
         ("Permission", "read-only" if vol.read_only else "read-write"),
         ("DesiredStatus", status),
         ("Status", status),
-        ("Connections", "0"),
+        ("Connections", str(len(session.live.connections(vol)))),
         ("Snapshots", str(len(snapshots))),
         ("Bind", ""),
         ("Type", "not-replicated"),
@@ -203,7 +203,8 @@ def _select(session: Session, words: Words) -> list[str]:
     if action == "show":
         if words.optional_keyword(["connections"]):
             words.end()
-            return table([("Initiator Address", 17), ("Initiator Name", 40), ("Connected", 10)], [])
+            rows = session.live.connections(vol)
+            return table([("Initiator Address", 17), ("Initiator Name", 60)], rows)
         words.end()
         return volume_details(session, vol)
     return _change(session, words, vol, action)

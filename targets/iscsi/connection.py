@@ -1,0 +1,435 @@
+"""One iSCSI connection, from its first Login PDU to its Logout, sans-IO (RFC 7143).
+
+The asyncio edge feeds received bytes in (``get_buffer``/``buffer_updated``
+or ``receive``) and sends what ``data_to_send()`` returns; ``closing`` says
+the connection must be closed once that is sent. Nothing here touches a
+socket. A session has exactly one connection (MaxConnections=1), so the
+session's sequence numbers live here too.
+
+Rules of this module:
+
+1. Until login completes only Login Requests are accepted; anything else
+   drops the connection (section 6.3).
+2. Non-immediate commands are delivered in CmdSN order; a CmdSN outside the
+   window [ExpCmdSN, MaxCmdSN] is discarded silently (section 4.2.2.1).
+3. A malformed or out-of-place PDU gets a Reject carrying its header
+   (section 11.17) and changes nothing; a PDU whose length cannot be trusted
+   (header digest error, oversized segment) drops the connection.
+4. SCSI runs synchronously through ``targets.scsi``; this module only moves
+   its bytes: Data-Out in, Data-In and status out, residuals computed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..scsi import Command, Nexus, Result, ScsiTarget, Status, expected_data_out
+from .framing import DigestError, Frame, Framer, FramingError, encode_pdu
+from .keys import encode_text, parse_text
+from .login import LoginMachine, LoginResult, Portal
+from .pdu import (
+    FINAL,
+    OVERFLOW,
+    STATUS,
+    UNDERFLOW,
+    WRITE,
+    AsyncMessage,
+    DataIn,
+    DataOut,
+    LoginRequest,
+    LogoutRequest,
+    LogoutResponse,
+    NopIn,
+    NopOut,
+    Opcode,
+    Pdu,
+    ReadyToTransfer,
+    Reject,
+    ScsiCommand,
+    ScsiResponse,
+    TaskManagementRequest,
+    TextRequest,
+    TextResponse,
+)
+from .sequence import sn_add, sn_in_window, sn_lt
+from .task_management import task_management
+from .tasks import TransferError, WriteTask, data_in_bursts
+
+__all__ = ["Connection", "Host", "RejectReason"]
+
+
+class RejectReason:
+    """Reject reasons (section 11.17.1)."""
+
+    DATA_DIGEST = 0x02
+    PROTOCOL_ERROR = 0x04
+    NOT_SUPPORTED = 0x05
+    INVALID_FIELD = 0x09
+
+
+class Host(Portal, Protocol):
+    """What a connection needs of the server beyond login: targets, discovery, session bookkeeping."""
+
+    def scsi_target(self, name: str) -> ScsiTarget | None: ...
+    def send_targets(self, initiator: str, ip: str, scope: str, current: str | None) -> list[tuple[str, str]]: ...
+    def session_started(self, connection: Connection) -> None: ...
+
+
+def decode_lun(lun: int) -> int:
+    """SAM-5 LUN field: peripheral (00b) and flat (01b) addressing of the first level."""
+    top = lun >> 48
+    return top & 0x3FFF if top >> 14 == 1 else top & 0xFF
+
+
+class Connection:
+    """The target side of one connection (and its session)."""
+
+    def __init__(self, host: Host, peer_ip: str, tsih: int, queue_depth: int = 128) -> None:
+        self.host = host
+        self.peer_ip = peer_ip
+        self.tsih = tsih
+        self.queue_depth = queue_depth
+        self.framer = Framer()
+        self.login = LoginMachine(host, peer_ip, tsih, queue_depth=queue_depth)
+        self.session: LoginResult | None = None
+        self.scsi: ScsiTarget | None = None
+        self.nexus: Nexus | None = None
+        self.closing = False
+        self.close_reason = ""
+        self.stat_sn = 0
+        self.exp_cmd_sn = 0
+        self.writes: dict[int, WriteTask] = {}
+        self._held: dict[int, Pdu] = {}
+        self._out: list[bytes | memoryview] = []
+        self._next_ttt = 0
+        self._ping_ttt: int | None = None
+        self._text_reply: bytes = b""
+        self._text_ttt = 0xFFFFFFFF
+
+    # ------------------------------------------------------------- edge API
+
+    def get_buffer(self, size_hint: int = -1) -> memoryview:
+        return self.framer.get_buffer(size_hint)
+
+    def buffer_updated(self, count: int) -> None:
+        self.framer.buffer_updated(count)
+        self._process()
+
+    def receive(self, data: bytes) -> None:
+        self.framer.feed(data)
+        self._process()
+
+    def data_to_send(self) -> list[bytes | memoryview]:
+        out, self._out = self._out, []
+        return out
+
+    def drop(self, reason: str, warn_initiator: bool = True) -> None:
+        """Close from our side: announce it (Async Message, event 2) when in full feature phase."""
+        if self.session is not None and warn_initiator and not self.closing:
+            self._send(AsyncMessage(async_event=2, parameter2=0, parameter3=0, **self._sns()))
+        self._close(reason)
+
+    def ping(self) -> None:
+        """A NOP-In that asks for a NOP-Out back (section 11.19), to see the initiator is alive."""
+        if self.session is None or self.closing:
+            return
+        self._ping_ttt = self._new_ttt()
+        self._send(NopIn(lun=0, itt=0xFFFFFFFF, ttt=self._ping_ttt, **self._sns()))
+
+    # ------------------------------------------------------------ receiving
+
+    def _process(self) -> None:
+        try:
+            for frame in self.framer.frames():
+                if self.closing:
+                    return
+                self._frame(frame)
+        except FramingError as error:
+            self._close(f"protocol error: {error}")
+        except DigestError as error:
+            self._reject(RejectReason.DATA_DIGEST, error.bhs)
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if self.session is None:
+            if opcode != Opcode.LOGIN_REQUEST:
+                self._close(f"opcode {opcode:#x} before login completed")
+                return
+            self._login(LoginRequest.decode(frame.bhs, frame.ahs, frame.data))  # type: ignore[arg-type]
+            return
+        handler = self._HANDLERS.get(opcode)
+        if handler is None or (self.session.discovery and opcode in (Opcode.SCSI_COMMAND, Opcode.DATA_OUT)):
+            reason = RejectReason.PROTOCOL_ERROR if handler is None else RejectReason.NOT_SUPPORTED
+            self._reject(reason, bytes(frame.bhs))
+            return
+        handler(self, frame)
+
+    def _login(self, request: LoginRequest) -> None:
+        response = self.login.handle(request)
+        self._send(response)
+        if self.login.failed:
+            self._close(f"login refused: {self.login.failed}")
+            return
+        if not self.login.done:
+            return
+        session = self.session = self.login.result
+        self.stat_sn = self.login.stat_sn
+        self.exp_cmd_sn = request.cmd_sn
+        values = session.values
+        self.framer.header_digest = values["HeaderDigest"] == "CRC32C"
+        self.framer.data_digest = values["DataDigest"] == "CRC32C"
+        self.framer.max_data_segment = int(values["MaxRecvDataSegmentLength"])
+        if session.target is not None:
+            self.scsi = self.host.scsi_target(session.target)
+            self.nexus = Nexus(
+                f"{session.initiator},i,0x{session.isid.hex()}", f"{session.target},t,0x{self.host.tpgt:04x}"
+            )
+        self.host.session_started(self)
+
+    def _ordered(self, pdu: ScsiCommand | NopOut | TextRequest | LogoutRequest | TaskManagementRequest) -> bool:
+        """CmdSN rules for a non-immediate request: True to act on it now (section 4.2.2.1)."""
+        if pdu.immediate:
+            return True
+        if pdu.cmd_sn == self.exp_cmd_sn:
+            self.exp_cmd_sn = sn_add(self.exp_cmd_sn, 1)
+            return True
+        if sn_in_window(pdu.cmd_sn, self.exp_cmd_sn, self._max_cmd_sn()):
+            self._held[pdu.cmd_sn] = pdu
+        return False
+
+    def _release_held(self) -> None:
+        while self.exp_cmd_sn in self._held and not self.closing:
+            pdu = self._held.pop(self.exp_cmd_sn)
+            self.exp_cmd_sn = sn_add(self.exp_cmd_sn, 1)
+            self._dispatch_ordered(pdu)
+
+    def _dispatch_ordered(self, pdu: Pdu) -> None:
+        if isinstance(pdu, ScsiCommand):
+            self._command(pdu)
+        elif isinstance(pdu, NopOut):
+            self._nop_reply(pdu)
+        elif isinstance(pdu, TextRequest):
+            self._text(pdu)
+        elif isinstance(pdu, LogoutRequest):
+            self._logout(pdu)
+        elif isinstance(pdu, TaskManagementRequest):
+            self._send(task_management(self, pdu))
+
+    def _on_ordered(self, frame: Frame) -> None:
+        pdu = frame.decode()
+        data = pdu.data
+        if isinstance(data, memoryview) and not isinstance(pdu, ScsiCommand):
+            pdu.data = bytes(data)
+        if isinstance(pdu, NopOut) and pdu.itt == 0xFFFFFFFF:
+            if self._ping_ttt is not None and pdu.ttt == self._ping_ttt:
+                self._ping_ttt = None
+            return
+        if self._ordered(pdu):  # type: ignore[arg-type]
+            self._dispatch_ordered(pdu)
+        elif isinstance(pdu, ScsiCommand):
+            pdu.data = bytes(pdu.data)  # held: copy out of the receive buffer
+        self._release_held()
+
+    # ---------------------------------------------------------- SCSI tasks
+
+    def _command(self, pdu: ScsiCommand) -> None:
+        values = self.session.values if self.session else {}
+        if self.scsi is None:
+            self._respond(pdu.itt, Result(Status.CHECK_CONDITION), b"", pdu.expected_length, False, 0)
+            return
+        cdb = pdu.cdb + pdu.ahs[4:] if pdu.ahs[2:3] == b"\x01" else pdu.cdb
+        data = pdu.data
+        if data and (values["ImmediateData"] != "Yes" or len(data) > pdu.expected_length or not pdu.flags & WRITE):
+            self._reject(RejectReason.PROTOCOL_ERROR, pdu.encode())
+            return
+        lun = decode_lun(pdu.lun)
+        if pdu.flags & WRITE and len(data) < pdu.expected_length:
+            task = WriteTask.start(
+                pdu.itt, lun, cdb, pdu.expected_length, pdu.cmd_sn, data,
+                values["InitialR2T"] == "Yes", int(values["FirstBurstLength"]),
+            )  # fmt: skip
+            self.writes[pdu.itt] = task
+            self._solicit(task)
+            return
+        self._execute(pdu.itt, lun, cdb, bytes(data) if isinstance(data, memoryview) else data, pdu.expected_length,
+                      reading=bool(pdu.flags & 0x40), writing=bool(pdu.flags & WRITE))  # fmt: skip
+
+    def _on_data_out(self, frame: Frame) -> None:
+        pdu = DataOut.decode(frame.bhs, frame.ahs, frame.data)
+        task = self.writes.get(pdu.itt)  # type: ignore[attr-defined]
+        if task is None:
+            self._reject(RejectReason.PROTOCOL_ERROR, bytes(frame.bhs))
+            return
+        try:
+            finished_r2t = task.accept(pdu.ttt, pdu.buffer_offset, frame.data)  # type: ignore[attr-defined]
+        except TransferError:
+            self._reject(RejectReason.PROTOCOL_ERROR, bytes(frame.bhs))
+            return
+        if task.complete:
+            del self.writes[task.itt]
+            self._execute(task.itt, task.lun, task.cdb, task.buffer, task.expected_length, False, True, task.r2t_sn)
+        elif finished_r2t:
+            self._solicit(task)
+
+    def _solicit(self, task: WriteTask) -> None:
+        values = self.session.values if self.session else {}
+        r2ts = task.next_r2ts(int(values["MaxBurstLength"]), int(values["MaxOutstandingR2T"]), self._new_ttt)
+        for ttt, r2t_sn, offset, length in r2ts:
+            self._send(
+                ReadyToTransfer(
+                    lun=0, itt=task.itt, ttt=ttt, stat_sn=self.stat_sn, exp_cmd_sn=self.exp_cmd_sn,
+                    max_cmd_sn=self._max_cmd_sn(), r2t_sn=r2t_sn, buffer_offset=offset, desired_length=length,
+                )  # fmt: skip
+            )
+
+    def _execute(
+        self, itt: int, lun: int, cdb: bytes, data_out: bytes | bytearray, expected: int, reading: bool,
+        writing: bool, r2t_count: int = 0,
+    ) -> None:  # fmt: skip
+        assert self.scsi is not None and self.nexus is not None
+        result = self.scsi.execute(Command(cdb=cdb, data_out=data_out, nexus=self.nexus, lun=lun))
+        residual = 0
+        flags = 0
+        if writing:
+            needed = expected_data_out(cdb)
+            if expected < needed:
+                flags, residual = OVERFLOW, needed - expected
+            elif expected > needed:
+                flags, residual = UNDERFLOW, expected - needed
+        self._respond(itt, result, result.data_in if reading else b"", expected, writing, r2t_count, flags, residual)
+
+    def _respond(
+        self, itt: int, result: Result, data_in: bytes, expected: int, writing: bool, r2t_count: int,
+        flags: int = 0, residual: int = 0,
+    ) -> None:  # fmt: skip
+        """Data-In (with the status in the last one when it is GOOD) and, otherwise, a SCSI Response."""
+        if not writing:
+            if len(data_in) < expected:
+                flags, residual = UNDERFLOW, expected - len(data_in)
+            elif len(data_in) > expected:
+                flags, residual = OVERFLOW, len(data_in) - expected
+        payload = memoryview(data_in)[:expected]
+        values = self.session.values if self.session else {}
+        pieces = data_in_bursts(
+            len(payload), int(values["InitiatorMaxRecvDataSegmentLength"]), int(values["MaxBurstLength"])
+        )
+        collapse = result.status == Status.GOOD and not result.sense and bool(pieces)
+        for n, (offset, size, burst_end) in enumerate(pieces):
+            last = n == len(pieces) - 1
+            with_status = collapse and last
+            pdu_flags = (FINAL if burst_end else 0) | ((STATUS | flags) if with_status else 0)
+            self._send(
+                DataIn(
+                    flags=pdu_flags, status=result.status if with_status else 0, lun=0, itt=itt,
+                    data_sn=n, buffer_offset=offset, residual=residual if with_status else 0,
+                    data=payload[offset : offset + size], **self._sns(advance=with_status),
+                )  # fmt: skip
+            )
+        if collapse:
+            return
+        sense = len(result.sense).to_bytes(2, "big") + result.sense if result.sense else b""
+        self._send(
+            ScsiResponse(
+                flags=FINAL | flags, response=0, status=result.status, itt=itt,
+                exp_data_sn=len(pieces) + r2t_count, residual=residual, data=sense, **self._sns(advance=True),
+            )  # fmt: skip
+        )
+
+    # ---------------------------------------------------- other requests
+
+    def _nop_reply(self, pdu: NopOut) -> None:
+        self._send(NopIn(lun=pdu.lun, itt=pdu.itt, ttt=0xFFFFFFFF, data=pdu.data, **self._sns(advance=True)))
+
+    def _text(self, pdu: TextRequest) -> None:
+        """Text negotiation in full feature phase: SendTargets (section 12.3), with continuation."""
+        session = self.session
+        assert session is not None
+        if pdu.ttt != 0xFFFFFFFF and pdu.ttt == self._text_ttt:
+            reply = self._text_reply
+        else:
+            answers: list[tuple[str, str]] = []
+            for key, value in parse_text(pdu.data):
+                if key == "SendTargets":
+                    if session.discovery and value != "All" and not value:
+                        answers.append((key, "Reject"))
+                        continue
+                    for name, address in self.host.send_targets(session.initiator, self.peer_ip, value, session.target):
+                        answers += [("TargetName", name), ("TargetAddress", address)]
+                else:
+                    answers.append((key, "NotUnderstood"))
+            reply = encode_text(answers)
+        limit = int(session.values["InitiatorMaxRecvDataSegmentLength"])
+        chunk, self._text_reply = reply[:limit], reply[limit:]
+        more = bool(self._text_reply)
+        self._text_ttt = self._new_ttt() if more else 0xFFFFFFFF
+        self._send(
+            TextResponse(
+                flags=0x40 if more else FINAL, lun=pdu.lun, itt=pdu.itt, ttt=self._text_ttt, data=chunk,
+                **self._sns(advance=True),
+            )  # fmt: skip
+        )
+
+    def _logout(self, pdu: LogoutRequest) -> None:
+        # Reason 2 (remove the connection for recovery) needs ERL 2: response 2 (section 11.15.1).
+        response = 2 if pdu.reason == 2 else 0
+        self._send(LogoutResponse(response=response, itt=pdu.itt, **self._sns(advance=True)))
+        if response == 0:
+            self._close("logout")
+
+    # -------------------------------------------------------------- helpers
+
+    def _max_cmd_sn(self) -> int:
+        return sn_add(self.exp_cmd_sn, self.queue_depth - 1)
+
+    def _sns(self, advance: bool = False) -> dict[str, int]:
+        values = {"stat_sn": self.stat_sn, "exp_cmd_sn": self.exp_cmd_sn, "max_cmd_sn": self._max_cmd_sn()}
+        if advance:
+            self.stat_sn = sn_add(self.stat_sn, 1)
+        return values
+
+    def _new_ttt(self) -> int:
+        self._next_ttt = (self._next_ttt + 1) & 0x7FFFFFFF
+        return self._next_ttt
+
+    def _send(self, pdu: Pdu) -> None:
+        self._out.extend(encode_pdu(pdu, self.framer.header_digest, self.framer.data_digest))
+
+    def _reject(self, reason: int, bhs: bytes) -> None:
+        """Reject a PDU, returning its header; a rejected command's CmdSN is used up (section 6.3)."""
+        if self.session is None:
+            self._close("malformed PDU during login")
+            return
+        opcode = bhs[0] & 0x3F
+        immediate = bool(bhs[0] & 0x40)
+        if opcode in (Opcode.SCSI_COMMAND, Opcode.TEXT_REQUEST, Opcode.NOP_OUT) and not immediate:
+            cmd_sn = int.from_bytes(bhs[24:28], "big")
+            if cmd_sn == self.exp_cmd_sn:
+                self.exp_cmd_sn = sn_add(cmd_sn, 1)
+        self._send(Reject(reason=reason, data=bytes(bhs[:48]), **self._sns(advance=True)))
+
+    def _close(self, reason: str) -> None:
+        if not self.closing:
+            self.closing = True
+            self.close_reason = reason
+            self.writes.clear()
+            self._held.clear()
+
+    def abort_tasks(self, match: Callable[[WriteTask], bool]) -> int:
+        """Drop writes still waiting for data (ABORT TASK and friends); returns how many."""
+        doomed = [itt for itt, task in self.writes.items() if match(task)]
+        for itt in doomed:
+            del self.writes[itt]
+        return len(doomed)
+
+    def is_older_command(self, cmd_sn: int) -> bool:
+        return sn_lt(cmd_sn, self.exp_cmd_sn)
+
+    _HANDLERS: dict[int, Callable[[Connection, Frame], None]] = {
+        Opcode.NOP_OUT: _on_ordered,
+        Opcode.SCSI_COMMAND: _on_ordered,
+        Opcode.TASK_MANAGEMENT_REQUEST: _on_ordered,
+        Opcode.TEXT_REQUEST: _on_ordered,
+        Opcode.LOGOUT_REQUEST: _on_ordered,
+        Opcode.DATA_OUT: _on_data_out,
+    }

@@ -1,0 +1,125 @@
+"""The asyncio edge of the iSCSI target: sockets in, bytes to the sans-IO connections, bytes out.
+
+This is the only module of the target that does network I/O. Each TCP
+connection gets a ``Connection``; received bytes land directly in its
+receive buffer (``asyncio.BufferedProtocol``), and after every receive the
+server sends what any connection has queued and closes those that asked to
+be closed: a login in one connection can end another (session
+reinstatement), and a CLI change can end many (a volume set offline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..portal import GroupPortal
+from .connection import Connection
+
+__all__ = ["TargetServer"]
+
+log = logging.getLogger("array_sim.iscsi")
+
+
+class _Protocol(asyncio.BufferedProtocol):
+    def __init__(self, server: TargetServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.connection: Connection | None = None
+        self.last_seen = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        portal = self.server.portal
+        self.connection = Connection(portal, str(peer[0]), portal.new_tsih())
+        self.server.protocols.add(self)
+
+    def get_buffer(self, size_hint: int) -> memoryview:
+        assert self.connection is not None
+        return self.connection.get_buffer(size_hint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self.connection is not None
+        self.last_seen = time.monotonic()
+        self.connection.buffer_updated(nbytes)
+        self.server.pump()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.protocols.discard(self)
+        connection = self.connection
+        if connection is None:
+            return
+        session = connection.session
+        if session is not None:
+            self.server.portal.session_ended(connection)
+            reason = connection.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
+            log.info("logout: %s (%s) from %s: %s", session.initiator, connection.peer_ip,
+                     session.target or "discovery session", reason)  # fmt: skip
+        elif connection.close_reason:
+            log.warning("login refused for %s: %s", connection.peer_ip, connection.close_reason)
+
+
+class TargetServer:
+    """Serves a group's targets on one portal (the group IP and port)."""
+
+    def __init__(self, portal: GroupPortal, host: str, port: int, nop_interval: float = 30.0) -> None:
+        self.portal = portal
+        self.host = host
+        self.port = port
+        self.nop_interval = nop_interval
+        self.protocols: set[_Protocol] = set()
+        self._server: asyncio.Server | None = None
+        self._pinger: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Protocol(self), self.host, self.port, reuse_address=True)
+        self._pinger = asyncio.create_task(self._ping_idle())
+
+    def pump(self) -> None:
+        """Send everything queued on every connection; close the ones that are done."""
+        for protocol in list(self.protocols):
+            connection, transport = protocol.connection, protocol.transport
+            if connection is None or transport is None or transport.is_closing():
+                continue
+            out = connection.data_to_send()
+            if out:
+                transport.writelines(out)
+            if connection.closing:
+                transport.close()
+
+    async def _ping_idle(self) -> None:
+        """NOP-In to connections idle for an interval; one silent for two is dropped (RFC 7143 11.19)."""
+        while True:
+            await asyncio.sleep(self.nop_interval)
+            now = time.monotonic()
+            for protocol in list(self.protocols):
+                connection = protocol.connection
+                if connection is None or connection.session is None:
+                    continue
+                idle = now - protocol.last_seen
+                if idle > 2 * self.nop_interval:
+                    connection.drop("no answer to NOP-In")
+                elif idle > self.nop_interval:
+                    connection.ping()
+            self.pump()
+
+    async def stop(self) -> None:
+        """Stop listening, tell every initiator the connection will drop, and close."""
+        if self._pinger is not None:
+            self._pinger.cancel()
+        if self._server is not None:
+            self._server.close()
+        for protocol in list(self.protocols):
+            if protocol.connection is not None:
+                protocol.connection.drop("target shutting down")
+        self.pump()
+        await asyncio.sleep(0)
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,231 @@
+"""The group seen from the iSCSI portal: which targets exist, who may log in, who is logged in.
+
+Every online volume, and every online snapshot, is a target named with its
+PS IQN and one LUN 0. ``refresh()`` brings the targets in line with the
+group after any change (a volume created or set online appears at once; one
+set offline or deleted loses its sessions and disappears from discovery).
+
+Access control follows the volume's access records (research/ps-cli.md
+2.4): a record matches on every criterion it names (initiator name, IP
+address with ``*`` octets, CHAP user), records are alternatives, and a
+record applies to the volume, its snapshots or both. A volume with no
+matching record admits nobody. With multi-host access disabled (the
+default) a second initiator is refused while another is logged in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from array_sim import AccessRecord, Group, Snapshot, Volume
+
+from .iscsi.login import Access
+from .scsi import LogicalUnit, ScsiTarget
+
+if TYPE_CHECKING:
+    from .iscsi.connection import Connection
+
+__all__ = ["GroupPortal", "TargetEntry"]
+
+log = logging.getLogger("array_sim.portal")
+
+
+@dataclass
+class TargetEntry:
+    """One target: a volume or a snapshot, its logical unit, and its logged-in connections."""
+
+    volume: Volume
+    snapshot: Snapshot | None
+    unit: LogicalUnit
+    scsi: ScsiTarget
+    blocks: int
+    connections: list[Connection] = field(default_factory=list)
+
+    @property
+    def iqn(self) -> str:
+        return (self.snapshot or self.volume).iqn
+
+    @property
+    def alias(self) -> str:
+        return self.snapshot.name if self.snapshot else self.volume.alias
+
+    def applies(self, record: AccessRecord) -> bool:
+        return record.apply_to == "both" or record.apply_to == ("snapshot" if self.snapshot else "volume")
+
+
+def _ip_matches(pattern: str, ip: str) -> bool:
+    return fnmatch.fnmatchcase(ip, pattern)
+
+
+class GroupPortal:
+    """The group behind one portal address (the group IP)."""
+
+    def __init__(self, group: Group, address: str, tpgt: int = 1) -> None:
+        self.group = group
+        self.address = address
+        self.tpgt = tpgt
+        self.targets: dict[str, TargetEntry] = {}
+        self._units: dict[tuple[str, int], LogicalUnit] = {}
+        self._next_tsih = 0
+        self.refresh()
+
+    # ------------------------------------------------------------ targets
+
+    def refresh(self) -> None:
+        """Match targets to the group; a target that went away drops its connections."""
+        wanted: dict[str, tuple[Volume, Snapshot | None]] = {}
+        for volume in self.group.volumes.values():
+            if volume.online:
+                wanted[volume.iqn] = (volume, None)
+            for snapshot in self.group.snapshots_of(volume):
+                if snapshot.online:
+                    wanted[snapshot.iqn] = (volume, snapshot)
+        for iqn in list(self.targets):
+            entry = self.targets[iqn]
+            if iqn not in wanted:
+                for connection in entry.connections:
+                    connection.drop(f"target {iqn} went offline")
+                del self.targets[iqn]
+                log.info("target %s is no longer served", iqn)
+        for iqn, (volume, snapshot) in wanted.items():
+            entry = self.targets.get(iqn)
+            if entry is None:
+                self.targets[iqn] = self._entry(volume, snapshot)
+                log.info("target %s is served", iqn)
+            else:
+                blocks = entry.unit.device.num_blocks
+                if blocks != entry.blocks:
+                    entry.blocks = blocks
+                    entry.unit.capacity_changed()
+        live = set(self._keys())
+        for key in list(self._units):
+            if key not in live:
+                del self._units[key]
+
+    def _keys(self) -> list[tuple[str, int]]:
+        return [("snapshot", e.snapshot.id) if e.snapshot else ("volume", e.volume.id) for e in self.targets.values()]
+
+    def _entry(self, volume: Volume, snapshot: Snapshot | None) -> TargetEntry:
+        key = ("snapshot", snapshot.id) if snapshot else ("volume", volume.id)
+        unit = self._units.get(key)
+        if unit is None:
+            device = self.group.device(volume.name, snapshot.name if snapshot else None)
+            iqn = (snapshot or volume).iqn
+            serial_hex = iqn.split("-")[3] + iqn.split("-")[4]
+            unit = LogicalUnit(
+                device,
+                serial=serial_hex,
+                naa=bytes.fromhex("6090a0" + serial_hex[-26:].rjust(26, "0")),
+                target_name=iqn,
+            )
+            self._units[key] = unit
+        return TargetEntry(volume, snapshot, unit, ScsiTarget({0: unit}), unit.device.num_blocks)
+
+    # ------------------------------------------------- Host (login) interface
+
+    def target_alias(self, target: str) -> str | None:
+        entry = self.targets.get(target)
+        return entry.alias if entry else None
+
+    def _records(self, entry: TargetEntry, initiator: str, ip: str) -> list[AccessRecord]:
+        return [
+            r
+            for r in self.group.access_records(entry.volume.name)
+            if entry.applies(r)
+            and (not r.initiator or r.initiator.lower() == initiator.lower())
+            and (not r.ipaddress or _ip_matches(r.ipaddress, ip))
+        ]
+
+    @staticmethod
+    def _needs_chap(record: AccessRecord) -> bool:
+        return record.auth_method == "chap" or bool(record.chap_user)
+
+    def access(self, target: str, initiator: str, ip: str) -> Access:
+        entry = self.targets.get(target)
+        records = self._records(entry, initiator, ip) if entry else []
+        if any(not self._needs_chap(r) for r in records):
+            return Access.OPEN
+        return Access.CHAP if records else Access.DENIED
+
+    def chap_access(self, target: str, initiator: str, ip: str, user: str) -> bool:
+        entry = self.targets.get(target)
+        records = self._records(entry, initiator, ip) if entry else []
+        return any(not self._needs_chap(r) or not r.chap_user or r.chap_user == user for r in records)
+
+    def admits(self, target: str, initiator: str) -> bool:
+        entry = self.targets.get(target)
+        if entry is None or entry.volume.multihost:
+            return True
+        return all(
+            c.session is not None and c.session.initiator.lower() == initiator.lower() for c in entry.connections
+        )
+
+    def chap_secret(self, user: str) -> str | None:
+        for account in self.group.chap_users():
+            if account.name == user and account.enabled:
+                return account.password
+        return None
+
+    def target_credentials(self) -> tuple[str, str] | None:
+        name = self.group.catalog.param("target_auth_username")
+        secret = self.group.catalog.param("target_auth_password")
+        return (name, secret) if name and secret else None
+
+    # ------------------------------------------------ Host (session) interface
+
+    def new_tsih(self) -> int:
+        self._next_tsih = self._next_tsih % 0xFFFF + 1
+        return self._next_tsih
+
+    def scsi_target(self, name: str) -> ScsiTarget | None:
+        entry = self.targets.get(name)
+        return entry.scsi if entry else None
+
+    def send_targets(self, initiator: str, ip: str, scope: str, current: str | None) -> list[tuple[str, str]]:
+        """SendTargets (RFC 7143 section 12.3): All, one named target, or (empty) the current one."""
+        names = sorted(self.targets) if scope == "All" else [scope or current or ""]
+        return [
+            (name, f"{self.address},{self.tpgt}")
+            for name in names
+            if name in self.targets and self.access(name, initiator, ip) is not Access.DENIED
+        ]
+
+    def session_started(self, connection: Connection) -> None:
+        """Register a new session; an older one from the same initiator port is reinstated (RFC 7143 6.3.5)."""
+        session = connection.session
+        assert session is not None
+        log.info(
+            "login: %s (%s) to %s", session.initiator, connection.peer_ip, session.target or "discovery session"
+        )
+        if session.target is None:
+            return
+        entry = self.targets[session.target]
+        replaced = [
+            c
+            for c in entry.connections
+            if c.session is not None and c.nexus == connection.nexus and c is not connection
+        ]
+        for old in replaced:
+            entry.connections.remove(old)
+            old.drop("session reinstated by a new login", warn_initiator=False)
+        entry.connections.append(connection)
+
+    def session_ended(self, connection: Connection) -> None:
+        session = connection.session
+        if session is None or session.target is None:
+            return
+        entry = self.targets.get(session.target)
+        if entry is not None and connection in entry.connections:
+            entry.connections.remove(connection)
+        if entry is not None and connection.nexus is not None:
+            entry.unit.nexus_gone(connection.nexus)
+
+    def connections(self, volume: Volume, snapshot: Snapshot | None = None) -> list[tuple[str, str]]:
+        """(initiator address, initiator name) of each session on the volume's or snapshot's target."""
+        entry = self.targets.get((snapshot or volume).iqn)
+        if entry is None:
+            return []
+        return [(c.peer_ip, c.session.initiator) for c in entry.connections if c.session is not None]
