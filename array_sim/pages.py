@@ -92,7 +92,6 @@ class PageTables:
 
     def _release(self, address: PageAddress) -> None:
         self.placement.release(address)
-        self.placement.store(address[0]).discard(address[1])
 
     # ------------------------------------------------------------------ queries
 
@@ -172,8 +171,20 @@ class PageTables:
             return bytes(length)
         return bytes(self._read_layers(page, offset, length))
 
-    def _read_layers(self, page: PhysPage, offset: int, length: int) -> bytearray:
+    def _read_chunk(self, page: PhysPage, offset: int, length: int) -> bytes:
+        """A range inside one chunk: from the first layer down that has that chunk, else zeros."""
+        chunk = offset // CHUNK_SIZE
+        layer: PhysPage | None = page
+        while layer is not None:
+            if self.chunk_maps[layer.address[0]].slot(layer.address[1])[chunk]:
+                return self.placement.store(layer.address[0]).read(layer.address[1], offset, length)
+            layer = self.phys[layer.backing] if layer.backing is not None else None
+        return bytes(length)
+
+    def _read_layers(self, page: PhysPage, offset: int, length: int) -> bytearray | bytes:
         """Fill a range from the page, then its backing pages for chunks it lacks; zeros below."""
+        if offset // CHUNK_SIZE == (offset + length - 1) // CHUNK_SIZE:
+            return self._read_chunk(page, offset, length)
         out = bytearray(length)
         end = offset + length
         pending = [(offset // CHUNK_SIZE, -(-end // CHUNK_SIZE))]
