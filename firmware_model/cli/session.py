@@ -152,7 +152,10 @@ def run_command_line(session: CliSession, words: list[str], source: TextIO, out:
     if session.asking:
         out.write(session.prompt)
         out.flush()
-        lines = session.execute(source.readline())
+        answer = source.readline()
+        if not source.isatty():
+            out.write(answer.strip() + "\n")
+        lines = session.execute(answer)
     for text in lines:
         out.write(text + "\n")
     return 1 if any(text.startswith("% Error") for text in lines) else 0

@@ -52,7 +52,7 @@ from .pdu import (
     TextRequest,
     TextResponse,
 )
-from .sequence import sn_add, sn_in_window, sn_lt
+from .sequence import sn_add, sn_in_window
 from .task_management import task_management
 from .tasks import TransferError, WriteTask, data_in_bursts
 
@@ -101,6 +101,8 @@ class Connection:
         self.exp_cmd_sn = 0
         self.writes: dict[int, WriteTask] = {}
         self._held: dict[int, Pdu] = {}
+        #: CmdSNs aborted before they arrived: consumed and dropped when they come.
+        self._aborted: set[int] = set()
         self._out: list[bytes | memoryview] = []
         self._next_ttt = 0
         self._ping_ttt: int | None = None
@@ -193,16 +195,21 @@ class Connection:
             return True
         if pdu.cmd_sn == self.exp_cmd_sn:
             self.exp_cmd_sn = sn_add(self.exp_cmd_sn, 1)
+            if pdu.cmd_sn in self._aborted:
+                self._aborted.discard(pdu.cmd_sn)
+                return False
             return True
         if sn_in_window(pdu.cmd_sn, self.exp_cmd_sn, self._max_cmd_sn()):
             self._held[pdu.cmd_sn] = pdu
         return False
 
     def _release_held(self) -> None:
-        while self.exp_cmd_sn in self._held and not self.closing:
-            pdu = self._held.pop(self.exp_cmd_sn)
+        while (self.exp_cmd_sn in self._held or self.exp_cmd_sn in self._aborted) and not self.closing:
+            pdu = self._held.pop(self.exp_cmd_sn, None)
+            self._aborted.discard(self.exp_cmd_sn)
             self.exp_cmd_sn = sn_add(self.exp_cmd_sn, 1)
-            self._dispatch_ordered(pdu)
+            if pdu is not None:
+                self._dispatch_ordered(pdu)
 
     def _dispatch_ordered(self, pdu: Pdu) -> None:
         if isinstance(pdu, ScsiCommand):
@@ -262,9 +269,11 @@ class Connection:
             self._reject(RejectReason.PROTOCOL_ERROR, bytes(frame.bhs))
             return
         try:
-            finished_r2t = task.accept(pdu.ttt, pdu.buffer_offset, frame.data)  # type: ignore[attr-defined]
-        except TransferError:
+            finished_r2t = task.accept(pdu.ttt, pdu.data_sn, pdu.buffer_offset, frame.data)  # type: ignore[attr-defined]
+        except TransferError as error:
+            # At ErrorRecoveryLevel 0 the only recovery is a new session (section 7.1.5).
             self._reject(RejectReason.PROTOCOL_ERROR, bytes(frame.bhs))
+            self._close(f"protocol error: {error}")
             return
         if task.complete:
             del self.writes[task.itt]
@@ -422,8 +431,13 @@ class Connection:
             del self.writes[itt]
         return len(doomed)
 
-    def is_older_command(self, cmd_sn: int) -> bool:
-        return sn_lt(cmd_sn, self.exp_cmd_sn)
+    def forget_command(self, cmd_sn: int) -> bool:
+        """Treat a command not yet received as received and aborted; False if ``cmd_sn`` is outside the window."""
+        if not sn_in_window(cmd_sn, self.exp_cmd_sn, self._max_cmd_sn()):
+            return False
+        self._aborted.add(cmd_sn)
+        self._held.pop(cmd_sn, None)
+        return True
 
     _HANDLERS: dict[int, Callable[[Connection, Frame], None]] = {
         Opcode.NOP_OUT: _on_ordered,

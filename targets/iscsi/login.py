@@ -135,6 +135,9 @@ class LoginMachine:
         transit = bool(request.flags & TRANSIT)
         if self._first:
             self._start(request)
+            if current == Stage.OPERATIONAL:
+                # Section 6.3: an initiator may skip the security stage when no authentication is needed.
+                self.stage = Stage.OPERATIONAL
         if current != self.stage:
             raise LoginRefused(LoginStatus.INVALID_DURING_LOGIN, f"login stage {current} out of order")
         if request.flags & CONTINUE:

@@ -48,9 +48,9 @@ def task_management(connection: Connection, request: TaskManagementRequest) -> T
     scsi = connection.scsi
     if function == Function.ABORT_TASK:
         aborted = connection.abort_tasks(lambda task: task.itt == request.referenced_task_tag)
-        # Section 11.5.1: a task that already completed (its RefCmdSN is behind ExpCmdSN)
-        # is reported as done; one never seen does not exist.
-        done = aborted or connection.is_older_command(request.ref_cmd_sn)
+        # Section 11.5.1: a command not received yet (RefCmdSN inside the window) counts as
+        # received and aborted; one that already completed (behind ExpCmdSN) does not exist.
+        done = aborted or connection.forget_command(request.ref_cmd_sn)
         response = Response.COMPLETE if done else Response.TASK_DOES_NOT_EXIST
     elif function in (Function.ABORT_TASK_SET, Function.CLEAR_TASK_SET):
         connection.abort_tasks(lambda task: task.lun == lun)
@@ -65,8 +65,7 @@ def task_management(connection: Connection, request: TaskManagementRequest) -> T
     elif function in (Function.TARGET_WARM_RESET, Function.TARGET_COLD_RESET):
         connection.abort_tasks(lambda task: True)
         if scsi is not None:
-            for unit in scsi.luns.values():
-                unit.reset("target")
+            scsi.reset("cold" if function == Function.TARGET_COLD_RESET else "warm")
         response = Response.COMPLETE
     elif function == Function.TASK_REASSIGN:
         response = Response.REASSIGNMENT_NOT_SUPPORTED

@@ -23,6 +23,8 @@ class R2tRange:
     offset: int
     length: int
     received: int = 0
+    #: DataSN expected next: each R2T's Data-Out sequence counts from 0 (section 11.7.4).
+    data_sn: int = 0
 
 
 @dataclass
@@ -42,6 +44,8 @@ class WriteTask:
     unsolicited_end: int = 0
     r2t_sn: int = 0
     outstanding: dict[int, R2tRange] = field(default_factory=dict)
+    #: DataSN expected next in the unsolicited Data-Out sequence.
+    unsolicited_data_sn: int = 0
 
     @classmethod
     def start(
@@ -74,11 +78,12 @@ class WriteTask:
             self.next_offset += length
         return r2ts
 
-    def accept(self, ttt: int, offset: int, data: memoryview) -> bool:
+    def accept(self, ttt: int, data_sn: int, offset: int, data: memoryview) -> bool:
         """Place one Data-Out payload; True when it finished an R2T's range.
 
         Raises:
-            TransferError: unknown TTT, or data outside the command or the R2T's range.
+            TransferError: unknown TTT, a DataSN out of sequence, or data outside the
+                command or the R2T's range.
         """
         end = offset + len(data)
         if end > self.expected_length:
@@ -86,6 +91,9 @@ class WriteTask:
         if ttt == 0xFFFFFFFF:
             if end > self.unsolicited_end:
                 raise TransferError("unsolicited Data-Out beyond FirstBurstLength")
+            if data_sn != self.unsolicited_data_sn:
+                raise TransferError(f"DataSN {data_sn}, expected {self.unsolicited_data_sn}")
+            self.unsolicited_data_sn += 1
             done = False
         else:
             solicited = self.outstanding.get(ttt)
@@ -93,6 +101,9 @@ class WriteTask:
                 raise TransferError(f"Data-Out with unknown target transfer tag {ttt:#x}")
             if offset < solicited.offset or end > solicited.offset + solicited.length:
                 raise TransferError("Data-Out outside the range its R2T asked for")
+            if data_sn != solicited.data_sn:
+                raise TransferError(f"DataSN {data_sn}, expected {solicited.data_sn}")
+            solicited.data_sn += 1
             solicited.received += len(data)
             done = solicited.received >= solicited.length
             if done:

@@ -131,7 +131,12 @@ _DEFAULTS = {
 
 def grpparams(session: Session, words: Words) -> list[str]:
     group = session.group
-    action = words.keyword(["show", "group-ipaddress", "description", "info-messages", "name", *_DEFAULTS])
+    action = words.keyword(
+        [
+            "show", "group-ipaddress", "description", "info-messages", "name",
+            "target-auth-username", "target-auth-password", *_DEFAULTS,
+        ]
+    )  # fmt: skip
     if action == "show":
         words.end()
         defaults = group.volume_defaults()
@@ -140,6 +145,8 @@ def grpparams(session: Session, words: Words) -> list[str]:
             ("Group-Ipaddress", group.group_ip),
             ("Description", group.catalog.param("description", "") or ""),
             ("Info-Messages", group.catalog.param("info_messages", "enabled") or "enabled"),
+            ("Target-Auth-UserName", group.catalog.param("target_auth_username", "") or ""),
+            ("Target-Auth-Password", group.catalog.param("target_auth_password", "") or ""),
         ]
         for key, label in _DEFAULTS.values():
             value = defaults[key]
@@ -164,7 +171,9 @@ def grpparams(session: Session, words: Words) -> list[str]:
         raise CliError(f"Invalid IP address '{value}'.")
     if action == "name" and not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{0,53}$", value):
         raise CliError(f"Invalid group name '{value}'.")
-    group.set_group_param({"group-ipaddress": "group_ip"}.get(action, action), value)
+    if action == "target-auth-password" and not 12 <= len(value) <= 255:
+        raise CliError("The target authentication password must be 12 to 255 characters long.")
+    group.set_group_param(action.replace("-", "_").replace("ipaddress", "ip"), value)
     return []
 
 
