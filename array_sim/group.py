@@ -28,6 +28,7 @@ from .catalog import Catalog
 from .chunk_map import ChunkMap
 from .errors import GroupLocked, InvalidRequest, NotFound
 from .member_store import MemberStore
+from .naming import valid_object_name
 from .pages import PageTables
 from .pool import Placement
 from .records import Snapshot, Volume, load_rows, update_row
@@ -199,6 +200,8 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
         raise NotFound(f"Pool {name} does not exist.")
 
     def create_pool(self, name: str) -> None:
+        if not valid_object_name(name):
+            raise InvalidRequest(f"Invalid pool name '{name}'; use up to 63 letters, digits, '.', '-' or ':'.")
         if name in self.pools.values():
             raise InvalidRequest(f"Pool {name} already exists.")
         with self.catalog.transaction() as db:

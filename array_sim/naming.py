@@ -20,8 +20,11 @@ __all__ = ["IQN_PREFIX", "target_iqn", "default_snapshot_name", "valid_object_na
 
 IQN_PREFIX = "iqn.2001-05.com.equallogic:0-8a0906"
 
-# iSCSI names allow lower-case letters, digits, '-', '.', ':' (RFC 3722).
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,126}$")
+# iSCSI names allow letters, digits, '-', '.', ':' (RFC 3722); the name ends the IQN.
+# Volume names stop at 63 characters so a default snapshot name (21 more) stays
+# within the 127 that snapshot names may have.
+_VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,62}$")
+_SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,126}$")
 
 
 def target_iqn(group_id: int, serial: int, name: str) -> str:
@@ -34,6 +37,6 @@ def default_snapshot_name(volume: str, when: datetime, number: int) -> str:
     return f"{volume}-{when:%Y-%m-%d-%H:%M:%S}.{number}"
 
 
-def valid_object_name(name: str) -> bool:
-    """Volume and snapshot names: up to 127 characters of letters, digits, '.', '-', ':' and '_'."""
-    return bool(_NAME_RE.match(name))
+def valid_object_name(name: str, snapshot: bool = False) -> bool:
+    """Names of letters, digits, '.', '-' and ':': up to 63 characters for a volume (or pool), 127 for a snapshot."""
+    return bool((_SNAPSHOT_NAME_RE if snapshot else _VOLUME_NAME_RE).match(name))

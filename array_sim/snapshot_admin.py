@@ -70,8 +70,8 @@ class SnapshotAdmin:
         return snapshot
 
     def _check_snapshot_name(self, volume: Volume, name: str) -> None:
-        if not valid_object_name(name):
-            raise InvalidRequest(f"Invalid name '{name}'.")
+        if not valid_object_name(name, snapshot=True):
+            raise InvalidRequest(f"Invalid snapshot name '{name}'.")
         if any(s.name == name for s in self.snapshots_of(volume)):
             raise AlreadyExists(f"Snapshot {name} already exists.")
 
@@ -107,12 +107,17 @@ class SnapshotAdmin:
         del self.snapshots[snapshot.id]
         self.space.forget(self.volumes[snapshot.volume_id])
 
-    def restore_volume(self, volume: str, name: str) -> Snapshot:
-        """Roll the volume back to a snapshot; returns the snapshot taken of the data it replaced."""
+    def check_restore_volume(self, volume: str, name: str) -> tuple[Volume, Snapshot]:
+        """The volume and snapshot, if ``restore_volume`` would accept them."""
         vol = self.volume(volume)
         snapshot = self._find_snapshot(vol, name)
         if vol.online or snapshot.online:
             raise InvalidRequest("Volume and snapshot must be offline to restore the volume.")
+        return vol, snapshot
+
+    def restore_volume(self, volume: str, name: str) -> Snapshot:
+        """Roll the volume back to a snapshot; returns the snapshot taken of the data it replaced."""
+        vol, snapshot = self.check_restore_volume(volume, name)
         with self.catalog.transaction() as db:
             saved = self.create_snapshot(volume)
             update_row(db, vol, size_bytes=snapshot.size_bytes, pages=snapshot.pages)

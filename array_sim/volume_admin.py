@@ -35,6 +35,19 @@ VOLUME_DEFAULTS: dict[str, Any] = {
     "thin_max": 100,
 }
 
+#: How errors name each setting.
+SETTING_NAMES = {
+    "description": "description",
+    "alias": "iSCSI alias",
+    "multihost": "multi-host access",
+    "snap_reserve": "snapshot reserve",
+    "snap_warn": "snapshot reserve warning limit",
+    "snap_depletion": "snapshot depletion policy",
+    "thin_min_reserve": "thin minimum reserve",
+    "thin_warn": "thin in-use warning limit",
+    "thin_max": "thin maximum in-use space",
+}
+
 #: Settings ``configure_volume`` accepts, with their allowed values.
 VOLUME_SETTINGS: dict[str, Any] = {
     "description": str,
@@ -85,7 +98,7 @@ class VolumeAdmin:
 
     def _check_new_name(self, name: str) -> None:
         if not valid_object_name(name):
-            raise InvalidRequest(f"Invalid name '{name}'.")
+            raise InvalidRequest(f"Invalid volume name '{name}'; use up to 63 letters, digits, '.', '-' or ':'.")
         if any(v.name == name for v in self.volumes.values()):
             raise AlreadyExists(f"Volume {name} already exists.")
 
@@ -141,7 +154,7 @@ class VolumeAdmin:
             description=description, alias=name, online=online, read_only=read_only, multihost=False,
             iqn="", snap_counter=0, created=self.clock().isoformat(timespec="seconds"),
         )  # fmt: skip
-        self._validate_settings(settings)
+        self._validate_settings(settings, {**vars(volume), **settings})
         for key, value in settings.items():
             setattr(volume, key, value)
         used = len(self.tables.table(origin.map_id)) if origin is not None else 0
@@ -173,27 +186,32 @@ class VolumeAdmin:
     def set_volume_default(self, key: str, value: Any) -> None:
         if key not in VOLUME_DEFAULTS:
             raise InvalidRequest(f"Unknown volume default '{key}'.")
-        self._validate_settings({key: value})
+        self._validate_settings({key: value}, self.volume_defaults())
         self.catalog.set_param(f"def_{key}", str(value))
 
     @staticmethod
-    def _validate_settings(settings: dict[str, Any]) -> None:
+    def _validate_settings(settings: dict[str, Any], current: Volume | dict[str, Any] | None = None) -> None:
+        """Check values against ``VOLUME_SETTINGS``, and the in-use limits against each other."""
         for key, value in settings.items():
             allowed = VOLUME_SETTINGS.get(key)
             if allowed is None:
                 raise InvalidRequest(f"Unknown volume setting '{key}'.")
+            name = SETTING_NAMES[key]
             if isinstance(allowed, type):
                 if not isinstance(value, allowed):
-                    raise InvalidRequest(f"Invalid value for {key}.")
+                    raise InvalidRequest(f"Invalid value for the {name}.")
             elif value not in allowed:
-                raise InvalidRequest(f"Invalid value '{value}' for {key}.")
+                raise InvalidRequest(f"Invalid value '{value}' for the {name}.")
+        if current is not None:
+            merged = dict(vars(current)) if isinstance(current, Volume) else dict(current)
+            merged.update(settings)
+            if merged["thin_max"] < merged["thin_warn"]:
+                raise InvalidRequest("The maximum in-use space must not be below the in-use warning limit.")
 
     def configure_volume(self, name: str, **settings: Any) -> None:
         """Change settings (see ``VOLUME_SETTINGS``); a reserve change must fit the pool."""
         volume = self.volume(name)
-        self._validate_settings(settings)
-        if "thin_max" in settings and "thin_warn" not in settings and settings["thin_max"] < volume.thin_warn:
-            raise InvalidRequest("The maximum in-use space must not be below the in-use warning limit.")
+        self._validate_settings(settings, volume)
         old = {key: getattr(volume, key) for key in settings}
         for key, value in settings.items():
             setattr(volume, key, value)
@@ -265,11 +283,16 @@ class VolumeAdmin:
         self.space.forget(volume)
         return taken
 
-    def delete_volume(self, name: str) -> None:
-        """Delete an offline volume with its snapshots and access records."""
+    def check_delete_volume(self, name: str) -> Volume:
+        """The volume, if ``delete_volume`` would accept it (for asking before acting)."""
         volume = self.volume(name)
         if volume.online:
             raise InvalidRequest(f"Volume {name} must be offline before it can be deleted.")
+        return volume
+
+    def delete_volume(self, name: str) -> None:
+        """Delete an offline volume with its snapshots and access records."""
+        volume = self.check_delete_volume(name)
         with self.catalog.transaction() as db:
             for snapshot in self.snapshots_of(volume):
                 self._delete_snapshot(snapshot)

@@ -4,7 +4,7 @@ Only one process may open a group's files. While a server runs, the CLI
 talks to it over a Unix socket in the group directory instead: one JSON
 object per line each way. The client says who it is
 (``{"account": ..., "interactive": ...}``), then sends ``{"line": ...}``
-for each input line and gets ``{"lines": [...], "prompt": ..., "asking":
+for each input line (or ``{"words": [...]}`` for a command already split) and gets ``{"lines": [...], "prompt": ..., "asking":
 ..., "closed": ...}`` back. Each client connection is one CLI ``Session``
 inside the server, so modes and confirmations work as they do locally;
 after every command the server brings its targets in line with the group.
@@ -59,7 +59,11 @@ class ControlServer:
                 raw = await reader.readline()
                 if not raw:
                     break
-                lines = session.execute(str(json.loads(raw).get("line", "")))
+                request = json.loads(raw)
+                if "words" in request:
+                    lines = session.execute_words([str(word) for word in request["words"]])
+                else:
+                    lines = session.execute(str(request.get("line", "")))
                 self.after_command()
                 await self._reply(writer, session, lines)
         except (ValueError, ConnectionError):
@@ -97,6 +101,9 @@ class RemoteSession:
 
     def execute(self, line: str) -> list[str]:
         return self._exchange({"line": line})
+
+    def execute_words(self, tokens: list[str]) -> list[str]:
+        return self._exchange({"words": tokens})
 
     def close(self) -> None:
         self._file.close()

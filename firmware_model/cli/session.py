@@ -17,7 +17,6 @@ Rules from the array (research/ps-cli.md 1.8 and 2.1):
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TextIO
@@ -103,6 +102,10 @@ class Session:
             tokens = tokenize(line)
         except CliError as error:
             return [f"% Error - {error}"]
+        return self.execute_words(tokens)
+
+    def execute_words(self, tokens: list[str]) -> list[str]:
+        """Run one command already split into words (a shell's argv keeps its quoting)."""
         if not tokens:
             return []
         if tokens[0].lower() == "exit" and len(tokens) == 1 and self.modes:
@@ -126,13 +129,8 @@ class Session:
         """Hard-wrap long lines at the terminal width (``stty hardwrap on``), as a terminal would."""
         if not (self.interactive and self.hardwrap):
             return lines
-        wrapped: list[str] = []
-        for line in lines:
-            if len(line) <= self.columns:
-                wrapped.append(line)
-            else:
-                wrapped.extend(textwrap.wrap(line, self.columns, break_long_words=True, drop_whitespace=False))
-        return wrapped
+        width = self.columns
+        return [line[i : i + width] for line in lines for i in range(0, max(len(line), 1), width)]
 
 
 class CliSession(Protocol):
@@ -144,11 +142,12 @@ class CliSession(Protocol):
 
     def execute(self, line: str) -> list[str]: ...
 
+    def execute_words(self, tokens: list[str]) -> list[str]: ...
+
 
 def run_command_line(session: CliSession, words: list[str], source: TextIO, out: TextIO) -> int:
     """``array-sim cli COMMAND``: one command; a confirmation question is answered from ``source``."""
-    line = words[0] if len(words) == 1 else " ".join(_quote(w) for w in words)
-    lines = session.execute(line)
+    lines = session.execute(words[0]) if len(words) == 1 else session.execute_words(words)
     if session.asking:
         out.write(session.prompt)
         out.flush()
@@ -159,10 +158,6 @@ def run_command_line(session: CliSession, words: list[str], source: TextIO, out:
     for text in lines:
         out.write(text + "\n")
     return 1 if any(text.startswith("% Error") for text in lines) else 0
-
-
-def _quote(word: str) -> str:
-    return f'"{word}"' if (" " in word or not word) else word
 
 
 def run_interactive(session: CliSession, source: TextIO, out: TextIO) -> int:

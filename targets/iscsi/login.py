@@ -22,7 +22,7 @@ from enum import Enum, IntEnum
 from typing import Protocol
 
 from .chap import ChapError, ChapExchange
-from .keys import NegotiationError, defaults, encode_text, negotiate, parse_text
+from .keys import KEYS, NegotiationError, defaults, encode_text, negotiate, parse_text
 from .pdu import CONTINUE, TRANSIT, LoginRequest, LoginResponse
 
 __all__ = ["Stage", "Access", "LoginStatus", "LoginMachine", "Portal", "LoginResult"]
@@ -158,7 +158,10 @@ class LoginMachine:
         ready = current != Stage.SECURITY or self._security_done()
         if transit and ready:
             if wanted == Stage.FULL_FEATURE and not self._declared_mrdsl:
-                answers.append(("MaxRecvDataSegmentLength", str(self.result.values["MaxRecvDataSegmentLength"])))
+                # Always declare what we receive (section 13.12), even if the initiator never asked.
+                ours = KEYS["MaxRecvDataSegmentLength"].ours
+                self.result.values["MaxRecvDataSegmentLength"] = ours
+                answers.append(("MaxRecvDataSegmentLength", str(ours)))
                 self._declared_mrdsl = True
             response = self._response(request, answers, transit=True, next_stage=Stage(wanted))
             self.stage = Stage(wanted)

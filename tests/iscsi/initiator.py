@@ -145,11 +145,12 @@ class Initiator:
             exp_stat_sn=self.exp_stat_sn, data=encode_text(keys),
         )  # fmt: skip
 
-    def command(self, cdb: bytes, read: int = 0, write: bytes = b"", immediate_data: bool = True) -> list[Pdu]:
-        flags = 0x80 | (0x40 if read else 0) | (0x20 if write else 0) | 1
+    def command(self, cdb: bytes, read: int = 0, write: bytes = b"", length: int | None = None) -> list[Pdu]:
+        """A SCSI command; ``write`` goes as immediate data, ``length`` overrides the EDTL."""
+        flags = 0x80 | (0x40 if read else 0) | (0x20 if write or length else 0) | 1
         pdu = ScsiCommand(
-            flags=flags, itt=self.next_itt(), expected_length=read or len(write), cmd_sn=self.cmd_sn,
-            exp_stat_sn=self.exp_stat_sn, cdb=cdb.ljust(16, b"\0"), data=write if immediate_data else b"",
+            flags=flags, itt=self.next_itt(), expected_length=length or read or len(write), cmd_sn=self.cmd_sn,
+            exp_stat_sn=self.exp_stat_sn, cdb=cdb.ljust(16, b"\0"), data=write,
         )  # fmt: skip
         self.cmd_sn += 1
         return self.exchange(pdu)

@@ -26,8 +26,8 @@ def percent_argument(words: Words, what: str) -> int:
 
 
 def enable_argument(words: Words) -> bool:
-    return words.keyword(["enable", "disable"]) == "enable"
+    return words.keyword(["enable", "disable"], "value") == "enable"
 
 
 def on_off_argument(words: Words) -> str:
-    return words.keyword(["on", "off"])
+    return words.keyword(["on", "off"], "value")

@@ -116,6 +116,7 @@ def _select(session: Session, words: Words, vol: Volume) -> list[str]:
         group.rename_snapshot(vol.name, name, new)
     elif action == "restore":
         words.end()
+        group.check_restore_volume(vol.name, name)
         return session.confirm(
             f"Do you really want to restore the volume {vol.name} from snapshot {name}?",
             lambda: _restore(session, vol, name),

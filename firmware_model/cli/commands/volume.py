@@ -42,7 +42,7 @@ def volume(session: Session, words: Words) -> list[str]:
     if action == "delete":
         name = words.take("volume name")
         words.end()
-        session.group.volume(name)
+        session.group.check_delete_volume(name)
         return session.confirm(
             f"Do you really want to delete the volume {name}?", lambda: _delete(session, name)
         )
