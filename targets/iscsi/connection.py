@@ -53,7 +53,7 @@ from .pdu import (
     TextResponse,
 )
 from .sequence import sn_add, sn_in_window
-from .task_management import task_management
+from .task_management import lun_number, task_management
 from .tasks import TransferError, WriteTask, data_in_bursts
 
 __all__ = ["Connection", "Host", "RejectReason"]
@@ -74,12 +74,6 @@ class Host(Portal, Protocol):
     def scsi_target(self, name: str) -> ScsiTarget | None: ...
     def send_targets(self, initiator: str, ip: str, scope: str, current: str | None) -> list[tuple[str, str]]: ...
     def session_started(self, connection: Connection) -> None: ...
-
-
-def decode_lun(lun: int) -> int:
-    """SAM-5 LUN field: peripheral (00b) and flat (01b) addressing of the first level."""
-    top = lun >> 48
-    return top & 0x3FFF if top >> 14 == 1 else top & 0xFF
 
 
 class Connection:
@@ -250,7 +244,7 @@ class Connection:
         if data and (values["ImmediateData"] != "Yes" or len(data) > pdu.expected_length or not pdu.flags & WRITE):
             self._reject(RejectReason.PROTOCOL_ERROR, pdu.encode())
             return
-        lun = decode_lun(pdu.lun)
+        lun = lun_number(pdu.lun)
         if pdu.flags & WRITE and len(data) < pdu.expected_length:
             task = WriteTask.start(
                 pdu.itt, lun, cdb, pdu.expected_length, pdu.cmd_sn, data,

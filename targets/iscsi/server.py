@@ -30,8 +30,7 @@ class _Protocol(asyncio.BufferedProtocol):
         self.last_seen = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's classes
         peer = transport.get_extra_info("peername") or ("?", 0)
         portal = self.server.portal
         self.connection = Connection(portal, str(peer[0]), portal.new_tsih())

@@ -11,12 +11,22 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from ..scsi import decode_lun
 from .pdu import TaskManagementRequest, TaskManagementResponse
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["Function", "Response", "task_management"]
+
+__all__ = ["Function", "Response", "task_management", "lun_number"]
+
+
+def lun_number(field: int) -> int:
+    """The LUN of a PDU's LUN field; -1 (no such logical unit) for one we cannot address."""
+    try:
+        return decode_lun(field.to_bytes(8, "big"))
+    except ValueError:
+        return -1
 
 
 class Function(IntEnum):
@@ -41,10 +51,8 @@ class Response(IntEnum):
 
 def task_management(connection: Connection, request: TaskManagementRequest) -> TaskManagementResponse:
     """Carry out one TMF request and build its response."""
-    from .connection import decode_lun
-
     function = request.function
-    lun = decode_lun(request.lun)
+    lun = lun_number(request.lun)
     scsi = connection.scsi
     if function == Function.ABORT_TASK:
         aborted = connection.abort_tasks(lambda task: task.itt == request.referenced_task_tag)

@@ -391,15 +391,19 @@ def _supported(lu: LogicalUnit | None, cdb: bytes) -> CommandSpec:
 
 
 def _data_out(spec: CommandSpec, cdb: bytes, data: bytes | memoryview, block_size: int) -> memoryview:
-    """The Data-Out the CDB asks for; too little (or, where exact, too much) is refused.
+    """The Data-Out the command gets: at most what the CDB asks for.
 
-    FCP-4 / SAM-5 leave the choice between processing what fits and refusing;
-    refusing with INVALID FIELD IN INFORMATION UNIT writes nothing at all.
+    With less than the CDB asks for, SAM-5 leaves a choice between refusing and
+    processing what arrived; like tgt and LIO (and as libiscsi's residual tests
+    expect) the whole blocks that arrived are processed and the transport
+    reports the overflow residual. Commands that need their Data-Out exact
+    (WRITE SAME, COMPARE AND WRITE) check it themselves, after their CDB, so a
+    bad CDB field is reported as such whatever the data.
     """
     needed = spec.data_out_len(cdb, block_size) if spec.data_out_len is not None else 0
     view = memoryview(data)
     if view.itemsize != 1 or view.ndim != 1:
         view = view.cast("B")
-    if len(view) < needed or (spec.exact_data_out and len(view) != needed):
-        raise CheckCondition(SenseReason.INVALID_FIELD_IN_INFORMATION_UNIT)
-    return view[:needed]
+    if spec.exact_data_out:
+        return view
+    return view[:needed] if len(view) >= needed else view[: len(view) // block_size * block_size]

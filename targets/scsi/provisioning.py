@@ -45,6 +45,8 @@ def write_same(req: Request) -> None:
     if unmap_bit and not lu.thin:
         raise invalid_cdb(1, 3)
     no_data_out = len(cdb) == 16 and bool(cdb[1] & 0x01)
+    if len(req.data_out) != (0 if no_data_out else lu.device.block_size):
+        raise CheckCondition(SenseReason.INVALID_FIELD_IN_INFORMATION_UNIT)
     block = bytes(lu.device.block_size) if no_data_out else bytes(req.data_out)
     lu.device.write_same(lba, count, block, unmap=unmap_bit)
     if not lu.mode.write_cache:

@@ -116,7 +116,7 @@ def write(req: Request) -> None:
     _check_transfer(req.cdb, count)
     check_range(req, lba, count)
     req.unit.check_writable()
-    if count:
+    if count and req.data_out:
         req.unit.device.write(lba, req.data_out, fua=_fua(req))
 
 
@@ -134,9 +134,12 @@ def write_and_verify(req: Request) -> None:
     if not count:
         return
     device = req.unit.device
+    written = len(req.data_out) // device.block_size
+    if not written:
+        return
     device.write(lba, req.data_out, fua=True)
     if bytchk:
-        offset = _first_difference(req.data_out, device.read(lba, count))
+        offset = _first_difference(req.data_out, device.read(lba, written))
         if offset is not None:
             raise CheckCondition(SenseReason.MISCOMPARE, information=offset)
 
@@ -157,7 +160,8 @@ def verify(req: Request) -> None:
     if not bytchk or not count:
         return
     expected = bytes(req.data_out) if bytchk == 1 else bytes(req.data_out) * count
-    offset = _first_difference(expected, req.unit.device.read(lba, count))
+    compared = len(expected) // req.unit.device.block_size
+    offset = _first_difference(expected, req.unit.device.read(lba, compared)) if compared else None
     if offset is not None:
         raise CheckCondition(SenseReason.MISCOMPARE, information=offset)
 
@@ -172,11 +176,13 @@ def compare_and_write(req: Request) -> None:
     if count > MAX_COMPARE_AND_WRITE_LENGTH:
         raise invalid_cdb(13)
     check_range(req, lba, count)
+    lu = req.unit
+    size = count * lu.device.block_size
+    if len(req.data_out) != 2 * size:
+        raise CheckCondition(SenseReason.INVALID_FIELD_IN_INFORMATION_UNIT)
     if not count:
         return
-    lu = req.unit
     lu.check_writable()
-    size = count * lu.device.block_size
     offset = _first_difference(req.data_out[:size], lu.device.read(lba, count))
     if offset is not None:
         raise CheckCondition(SenseReason.MISCOMPARE, information=offset)

@@ -27,8 +27,10 @@ __all__ = [
     "UNMAP_GRANULARITY",
 ]
 
-#: VERSION field: SPC-5. (libiscsi's test_inquiry_standard still only accepts 4..6.)
-SPC_VERSION = 0x07
+#: VERSION field: 06h, SPC-4. SPC-5's 07h is what the command set is written to,
+#: but initiators in the field (libiscsi's conformance test among them) accept
+#: only 04h..06h; the version descriptors below name SPC-5 for those that look.
+SPC_VERSION = 0x06
 #: Version descriptors (SPC-5 table 150): SAM-5, SPC-5, SBC-4, SBC-3. SBC-3 is
 #: claimed too because SBC-4 keeps every SBC-3 command we implement and
 #: initiators such as libiscsi look for it before using the 16-byte commands.
