@@ -41,7 +41,8 @@ class TargetEntry:
     snapshot: Snapshot | None
     unit: LogicalUnit
     scsi: ScsiTarget
-    blocks: int
+    #: (blocks, thin) as last reported: a change is a CAPACITY DATA HAS CHANGED unit attention.
+    shape: tuple[int, bool]
     connections: list[Connection] = field(default_factory=list)
 
     @property
@@ -96,9 +97,10 @@ class GroupPortal:
                 self.targets[iqn] = self._entry(volume, snapshot)
                 log.info("target %s is served", iqn)
             else:
-                blocks = entry.unit.device.num_blocks
-                if blocks != entry.blocks:
-                    entry.blocks = blocks
+                shape = (entry.unit.device.num_blocks, entry.unit.device.thin)
+                if shape != entry.shape:
+                    # READ CAPACITY changes with the size, and LBPME with thin provisioning.
+                    entry.shape = shape
                     entry.unit.capacity_changed()
         live = set(self._keys())
         for key in list(self._units):
@@ -122,7 +124,8 @@ class GroupPortal:
                 target_name=iqn,
             )
             self._units[key] = unit
-        return TargetEntry(volume, snapshot, unit, ScsiTarget({0: unit}), unit.device.num_blocks)
+        shape = (unit.device.num_blocks, unit.device.thin)
+        return TargetEntry(volume, snapshot, unit, ScsiTarget({0: unit}), shape)
 
     # ------------------------------------------------- Host (login) interface
 
