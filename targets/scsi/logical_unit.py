@@ -101,12 +101,11 @@ class LogicalUnit:
         self.unit_attention.establish(SenseReason.UA_CAPACITY_CHANGED)
 
     def nexus_gone(self, nexus: Nexus) -> None:
-        """I_T nexus loss (SAM-5 6.3.4): its SPC-2 reservation goes, registrations stay,
-        and the nexus finds I_T NEXUS LOSS OCCURRED when it comes back."""
+        """I_T nexus loss (SAM-5 6.3.4): its SPC-2 reservation goes, persistent
+        registrations stay, and its pending unit attentions are forgotten."""
         if self.reservations.spc2_holder == nexus:
             self.reservations.spc2_holder = None
-        if nexus in self.unit_attention.nexuses:
-            self.unit_attention.nexus_lost(nexus)
+        self.unit_attention.nexus_lost(nexus)
 
     def reset(self, kind: ResetKind | str) -> None:
         """A logical unit reset or a target (hard) reset (SAM-5 6.3.2, 6.3.3).

@@ -178,6 +178,9 @@ def compare_and_write(req: Request) -> None:
     check_range(req, lba, count)
     lu = req.unit
     size = count * lu.device.block_size
+    if not count and req.data_out:
+        # A count that wrapped (256 blocks in a one-byte field) with data behind it.
+        raise invalid_cdb(13)
     if len(req.data_out) != 2 * size:
         raise CheckCondition(SenseReason.INVALID_FIELD_IN_INFORMATION_UNIT)
     if not count:

@@ -2,9 +2,13 @@
 
 Rules kept here:
 
-* An I_T nexus this logical unit has never seen gets POWER ON, RESET, OR BUS
-  DEVICE RESET OCCURRED (29/00) on its first command: as far as that nexus
-  knows, the logical unit has just come up.
+* Conditions are queued for the I_T nexuses that exist when the event happens.
+  A nexus formed later starts with nothing pending, and a nexus that is lost
+  (logout, connection loss, session reinstatement) is forgotten: its next
+  session is a new nexus. Initiators (libiscsi's conformance suite among
+  them) expect a fresh login to find the logical unit ready, and iSCSI
+  initiators reuse ISIDs, so a condition kept for a lost nexus would land
+  on an unrelated later session.
 * Conditions are reported oldest first, one per command, and a reported
   condition is cleared (UA_INTLCK_CTRL is 00b in the Control mode page).
 * A 29/xx condition replaces everything queued for the nexus (SAM-5 5.14:
@@ -23,7 +27,7 @@ __all__ = ["UnitAttentions", "RESET_REASONS"]
 
 #: Conditions of the 29h family: each one supersedes whatever was queued before it.
 RESET_REASONS = frozenset(
-    {SenseReason.UA_RESET, SenseReason.UA_POWER_ON, SenseReason.UA_LUN_RESET, SenseReason.UA_NEXUS_LOSS}
+    {SenseReason.UA_RESET, SenseReason.UA_POWER_ON, SenseReason.UA_LUN_RESET}
 )
 
 
@@ -41,9 +45,9 @@ class UnitAttentions:
         return frozenset(self._queues)
 
     def seen(self, nexus: Nexus) -> None:
-        """Note the nexus; a new one starts with a power-on condition."""
+        """Note the nexus; a new one starts with nothing pending."""
         if nexus not in self._queues:
-            self._queues[nexus] = [SenseReason.UA_RESET]
+            self._queues[nexus] = []
 
     def pending(self, nexus: Nexus) -> SenseReason | None:
         self.seen(nexus)
@@ -70,9 +74,8 @@ class UnitAttentions:
                 self._queue(nexus, reason)
 
     def nexus_lost(self, nexus: Nexus) -> None:
-        """I_T nexus loss: the nexus learns of it when it next sends a command (SAM-5 6.3.4)."""
-        self._queues[nexus] = []
-        self._queue(nexus, SenseReason.UA_NEXUS_LOSS)
+        """I_T nexus loss: the nexus is forgotten with whatever it had pending."""
+        self._queues.pop(nexus, None)
 
     def _queue(self, nexus: Nexus, reason: SenseReason) -> None:
         queue = self._queues.setdefault(nexus, [])

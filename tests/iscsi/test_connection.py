@@ -55,11 +55,10 @@ def initiator(portal, name=INITIATOR, isid="400001370001"):
 
 
 def logged_in(portal, group, volume="open", **kwargs):
-    """A logged-in initiator whose power-on unit attention (SPC-5 5.14) is already consumed."""
+    """A logged-in initiator whose logical unit is ready (a new I_T nexus has no unit attention)."""
     ini = initiator(portal)
     assert status(ini.login(group.volume(volume).iqn, **kwargs)) == 0
-    replies = ini.command(bytes(6))  # TEST UNIT READY reports the unit attention
-    assert replies[-1].status == 2 and bytes(replies[-1].data)[2 + 12] == 0x29
+    assert ini.command(bytes(6))[-1].status == 0  # TEST UNIT READY
     return ini
 
 
