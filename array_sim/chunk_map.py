@@ -2,11 +2,15 @@
 
 A page created by copy-on-write starts empty and reads through to the page it
 was copied from (its backing page) for every chunk it has not written; a page
-created for a thin allocation reads zeros there. One byte per chunk, kept in a
-shared memory map of a file beside the member store: setting a byte is a store
-into the OS page cache, so it survives ``kill -9`` as soon as it is made, and
-``flush`` msyncs it for power loss. Data is always written before its chunk is
-marked present, so a crash in between leaves the old contents visible.
+created for a thin allocation reads zeros there. One byte per chunk (1 =
+present), kept in a shared memory map of a file beside the member store:
+setting a byte is a store into the OS page cache, so it survives ``kill -9``
+as soon as it is made, and ``flush`` msyncs it for power loss. Data is always
+written before its chunk is marked present, so a crash in between leaves the
+old contents visible.
+
+Every question is answered by ``mmap.find`` over the slot's bytes, in C: this
+sits on the path of every 4 KiB I/O.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ from __future__ import annotations
 import mmap
 from pathlib import Path
 
-import numpy as np
-
 from .units import CHUNKS_PER_PAGE
 
-__all__ = ["ChunkMap", "runs"]
+__all__ = ["ChunkMap"]
+
+_PRESENT, _ABSENT = b"\x01", b"\x00"
 
 
 class ChunkMap:
@@ -27,10 +31,7 @@ class ChunkMap:
     def __init__(self, path: Path, capacity_pages: int) -> None:
         self.path = path
         with open(path, "r+b") as file:
-            self._mmap = mmap.mmap(file.fileno(), capacity_pages * CHUNKS_PER_PAGE)
-        # A plain ndarray over the shared mapping: numpy's memmap subclass costs
-        # several microseconds per slice, which the 4 KiB I/O path cannot afford.
-        self._map = np.frombuffer(self._mmap, dtype=np.uint8).reshape(capacity_pages, CHUNKS_PER_PAGE)
+            self._map = mmap.mmap(file.fileno(), capacity_pages * CHUNKS_PER_PAGE)
 
     @classmethod
     def create(cls, path: Path, capacity_pages: int) -> ChunkMap:
@@ -38,26 +39,47 @@ class ChunkMap:
             file.truncate(capacity_pages * CHUNKS_PER_PAGE)
         return cls(path, capacity_pages)
 
-    def slot(self, slot: int) -> np.ndarray:
-        """The live presence row of one slot (writes to it persist)."""
-        return self._map[slot]
+    @staticmethod
+    def _span(slot: int, first: int, last: int) -> tuple[int, int]:
+        base = slot * CHUNKS_PER_PAGE
+        return base + first, base + last
 
-    def clear(self, slot: int) -> None:
-        self._map[slot] = 0
+    def all_present(self, slot: int, first: int = 0, last: int = CHUNKS_PER_PAGE) -> bool:
+        return self._map.find(_ABSENT, *self._span(slot, first, last)) < 0
+
+    def any_present(self, slot: int, first: int = 0, last: int = CHUNKS_PER_PAGE) -> bool:
+        return self._map.find(_PRESENT, *self._span(slot, first, last)) >= 0
+
+    def present(self, slot: int, chunk: int) -> bool:
+        return self._map[slot * CHUNKS_PER_PAGE + chunk] == 1
+
+    def mark(self, slot: int, first: int, last: int) -> None:
+        """Chunks ``first..last-1`` now hold data of their own."""
+        start, end = self._span(slot, first, last)
+        self._map[start:end] = _PRESENT * (end - start)
+
+    def forget(self, slot: int, first: int = 0, last: int = CHUNKS_PER_PAGE) -> None:
+        """Chunks ``first..last-1`` no longer hold data (the whole slot by default)."""
+        start, end = self._span(slot, first, last)
+        self._map[start:end] = bytes(end - start)
+
+    def runs(self, slot: int, first: int, last: int) -> list[tuple[int, int, bool]]:
+        """``(start, stop, present)`` runs of chunks in ``first..last-1``, in order."""
+        start, end = self._span(slot, first, last)
+        base = start - first
+        result = []
+        position = start
+        while position < end:
+            here = self._map[position] == 1
+            following = self._map.find(_ABSENT if here else _PRESENT, position, end)
+            stop = end if following < 0 else following
+            result.append((position - base, stop - base, here))
+            position = stop
+        return result
 
     def flush(self) -> None:
-        self._mmap.flush()
+        self._map.flush()
 
     def close(self) -> None:
-        self._mmap.flush()
-        del self._map
-        self._mmap.close()
-
-
-def runs(flags: np.ndarray) -> list[tuple[int, int, bool]]:
-    """Split a presence row into ``(start, end, present)`` runs."""
-    if len(flags) == 0:
-        return []
-    change = np.flatnonzero(flags[1:] != flags[:-1]) + 1
-    bounds = [0, *change.tolist(), len(flags)]
-    return [(bounds[i], bounds[i + 1], bool(flags[bounds[i]])) for i in range(len(bounds) - 1)]
+        self._map.flush()
+        self._map.close()

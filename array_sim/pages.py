@@ -26,10 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .catalog import Catalog
-from .chunk_map import ChunkMap, runs
+from .chunk_map import ChunkMap
 from .pool import PageAddress, Placement
 from .units import CHUNK_SIZE
 
@@ -155,8 +153,8 @@ class PageTables:
 
     # ---------------------------------------------------------------- data path
 
-    def _chunks(self, page: PhysPage) -> np.ndarray:
-        return self.chunk_maps[page.address[0]].slot(page.address[1])
+    def _chunks(self, page: PhysPage) -> ChunkMap:
+        return self.chunk_maps[page.address[0]]
 
     def read(self, map_id: int, page_index: int, offset: int, length: int) -> bytes:
         """Read ``length`` bytes at ``offset`` inside one page of a map."""
@@ -164,10 +162,11 @@ class PageTables:
         if pid is None:
             return bytes(length)
         page = self.phys[pid]
-        present = self._chunks(page)[offset // CHUNK_SIZE : -(-(offset + length) // CHUNK_SIZE)]
-        if present.all():
-            return self.placement.store(page.address[0]).read(page.address[1], offset, length)
-        if page.backing is None and not present.any():
+        chunks, slot = self._chunks(page), page.address[1]
+        first, last = offset // CHUNK_SIZE, -(-(offset + length) // CHUNK_SIZE)
+        if chunks.all_present(slot, first, last):
+            return self.placement.store(page.address[0]).read(slot, offset, length)
+        if page.backing is None and not chunks.any_present(slot, first, last):
             return bytes(length)
         return bytes(self._read_layers(page, offset, length))
 
@@ -176,7 +175,7 @@ class PageTables:
         chunk = offset // CHUNK_SIZE
         layer: PhysPage | None = page
         while layer is not None:
-            if self.chunk_maps[layer.address[0]].slot(layer.address[1])[chunk]:
+            if self._chunks(layer).present(layer.address[1], chunk):
                 return self.placement.store(layer.address[0]).read(layer.address[1], offset, length)
             layer = self.phys[layer.backing] if layer.backing is not None else None
         return bytes(length)
@@ -190,17 +189,17 @@ class PageTables:
         pending = [(offset // CHUNK_SIZE, -(-end // CHUNK_SIZE))]
         layer: PhysPage | None = page
         while pending and layer is not None:
-            present = self._chunks(layer)
+            chunks, slot = self._chunks(layer), layer.address[1]
             store = self.placement.store(layer.address[0])
             missing = []
             for first, last in pending:
-                for start, stop, here in runs(present[first:last]):
-                    lo = max((first + start) * CHUNK_SIZE, offset)
-                    hi = min((first + stop) * CHUNK_SIZE, end)
+                for start, stop, here in chunks.runs(slot, first, last):
+                    lo = max(start * CHUNK_SIZE, offset)
+                    hi = min(stop * CHUNK_SIZE, end)
                     if here:
-                        out[lo - offset : hi - offset] = store.read(layer.address[1], lo, hi - lo)
+                        out[lo - offset : hi - offset] = store.read(slot, lo, hi - lo)
                     else:
-                        missing.append((first + start, first + stop))
+                        missing.append((start, stop))
             pending = missing
             layer = self.phys[layer.backing] if layer.backing is not None else None
         return out
@@ -216,11 +215,11 @@ class PageTables:
     ) -> None:
         """Write ``data`` at ``offset`` inside one page, copying on write if it is shared."""
         page = self.phys[self._private_page(map_id, page_index, pool_id, hook)]
-        present = self._chunks(page)
+        chunks, slot = self._chunks(page), page.address[1]
         end = offset + len(data)
         c0, c1 = offset // CHUNK_SIZE, -(-end // CHUNK_SIZE)
-        merge_head = offset % CHUNK_SIZE != 0 and not present[c0]
-        merge_tail = end % CHUNK_SIZE != 0 and not present[c1 - 1]
+        merge_head = offset % CHUNK_SIZE != 0 and not chunks.present(slot, c0)
+        merge_tail = end % CHUNK_SIZE != 0 and not chunks.present(slot, c1 - 1)
         if merge_head or merge_tail:
             start = c0 * CHUNK_SIZE if merge_head else offset
             stop = c1 * CHUNK_SIZE if merge_tail else end
@@ -231,9 +230,9 @@ class PageTables:
                 buffer[-CHUNK_SIZE:] = self._read_layers(page, stop - CHUNK_SIZE, CHUNK_SIZE)
             buffer[offset - start : offset - start + len(data)] = data
             data, offset = buffer, start
-        self.placement.store(page.address[0]).write(page.address[1], offset, data)
-        present[c0:c1] = 1
-        if page.backing is not None and present.all():
+        self.placement.store(page.address[0]).write(slot, offset, data)
+        chunks.mark(slot, c0, c1)
+        if page.backing is not None and chunks.all_present(slot):
             with self.catalog.transaction():
                 self.catalog.db.execute("UPDATE phys_pages SET backing_id = NULL WHERE id = ?", (page.id,))
                 backing, page.backing = page.backing, None
@@ -251,7 +250,7 @@ class PageTables:
         page = self.phys[pid]
         if page.refs != 1 or page.backing is not None:
             return False
-        self._chunks(page)[first:last] = 0
+        self._chunks(page).forget(page.address[1], first, last)
         return True
 
     def page_has_data(self, map_id: int, page_index: int) -> bool:
@@ -260,7 +259,7 @@ class PageTables:
         if pid is None:
             return False
         page = self.phys[pid]
-        return page.backing is not None or bool(self._chunks(page).any())
+        return page.backing is not None or self._chunks(page).any_present(page.address[1])
 
     def _private_page(self, map_id: int, page_index: int, pool_id: int, hook: AllocationHook) -> int:
         table = self.maps.setdefault(map_id, {})
@@ -273,7 +272,7 @@ class PageTables:
             return pid
         with self.catalog.transaction():
             address = self.placement.allocate(pool_id)
-            self.chunk_maps[address[0]].clear(address[1])
+            self.chunk_maps[address[0]].forget(address[1])
             cursor = self.catalog.db.execute(
                 "INSERT INTO phys_pages (member_id, slot, backing_id) VALUES (?, ?, ?)", (*address, pid)
             )

@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ..scsi import Command, Nexus, Result, ScsiTarget, Status, expected_data_out
+from ..scsi import Command, Nexus, Result, ScsiTarget, SenseReason, Status, expected_data_out
+from ..scsi.sense import build_sense
 from .framing import DigestError, Frame, Framer, FramingError, encode_pdu
 from .keys import encode_text, parse_text
 from .login import LoginMachine, LoginResult, Portal
@@ -264,10 +265,13 @@ class Connection:
             return
         try:
             finished_r2t = task.accept(pdu.ttt, pdu.data_sn, pdu.buffer_offset, frame.data)  # type: ignore[attr-defined]
-        except TransferError as error:
-            # At ErrorRecoveryLevel 0 the only recovery is a new session (section 7.1.5).
-            self._reject(RejectReason.PROTOCOL_ERROR, bytes(frame.bhs))
-            self._close(f"protocol error: {error}")
+        except TransferError:
+            # ErrorRecoveryLevel 0 cannot recover the sequence (section 7.1.5): the task ends
+            # with ABORTED COMMAND / DATA PHASE ERROR, nothing written, and the session goes on.
+            del self.writes[task.itt]
+            sense = build_sense(SenseReason.DATA_PHASE_ERROR, descriptor=False)
+            self._respond(task.itt, Result(Status.CHECK_CONDITION, sense=sense), b"", task.expected_length, True,
+                          task.r2t_sn)  # fmt: skip
             return
         if task.complete:
             del self.writes[task.itt]

@@ -15,6 +15,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import operator
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -87,29 +88,34 @@ class Opcode(IntEnum):
 
 @dataclass(frozen=True)
 class Layout:
-    """A header layout: the packer, the field names in wire order, and what reserved fields hold."""
+    """A header layout: the packer, and which unpacked values are which fields."""
 
     packer: struct.Struct
+    #: Names of the fields that ``packer.unpack`` returns, in order (``_opcode``, ``_lengths`` included).
     names: tuple[str, ...]
-    reserved: dict[str, int | bytes]
+    #: The typed fields among them, and how to pick their values out of an unpacked tuple.
+    fields: tuple[str, ...]
+    pick: Callable[[tuple[object, ...]], tuple[object, ...]]
 
 
 def _layout(spec: str) -> Layout:
-    """``"name:code ..."`` after bytes 0-1; names starting with ``_`` are reserved (zero; ``_itt`` all ones)."""
+    """``"name:code ..."`` after bytes 0-1. Names starting with ``_`` are reserved: zero
+    bytes (struct padding), except ``_itt``, which is the all-ones "no task" tag."""
     codes, names = ["B", "B"], ["_opcode", "flags"]
     for item in spec.split():
         name, code = item.split(":")
+        if name.startswith("_") and name not in ("_lengths", "_itt"):
+            size = struct.calcsize("!" + code)
+            codes.append(f"{size}x")
+            continue
         codes.append(code)
         names.append(name)
     packer = struct.Struct("!" + "".join(codes))
     if packer.size != BHS_LENGTH:
         raise ValueError(f"layout is {packer.size} bytes: {spec}")
-    reserved: dict[str, int | bytes] = {
-        name: RESERVED_TAG if name == "_itt" else (b"" if code.endswith("s") else 0)
-        for name, code in zip(names, codes, strict=True)
-        if name.startswith("_")
-    }
-    return Layout(packer, tuple(names), reserved)
+    indexes = [i for i, name in enumerate(names) if not name.startswith("_")]
+    pick = operator.itemgetter(*indexes)
+    return Layout(packer, tuple(names), tuple(names[i] for i in indexes), pick)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -129,26 +135,41 @@ class Pdu:
         return bool(self.flags & FINAL)
 
     def encode(self) -> bytes:
-        """The BHS followed by the AHS; the data segment is ``self.data`` (padding is the framer's)."""
-        layout = self.LAYOUT
-        values = []
-        for name in layout.names:
-            if name == "_opcode":
-                values.append(self.OPCODE | (0x40 if self.immediate else 0))
-            elif name == "_lengths":
-                values.append((len(self.ahs) // 4) << 24 | len(self.data))
-            elif name in layout.reserved:
-                values.append(layout.reserved[name])
-            else:
-                values.append(getattr(self, name))
-        return layout.packer.pack(*values) + self.ahs
+        """The BHS followed by the AHS; the data segment is ``self.data`` (padding is the framer's).
+
+        Each class gets its own straight-line version of this at definition
+        (``_compile_encode``): headers are built for every I/O, so no loop here.
+        """
+        raise NotImplementedError
 
     @classmethod
     def decode(cls, bhs: bytes | memoryview, ahs: bytes = b"", data: bytes | memoryview = b"") -> Pdu:
         layout = cls.LAYOUT
         values = layout.packer.unpack(bhs)
-        kwargs = {n: v for n, v in zip(layout.names, values, strict=True) if n not in layout.reserved}
-        return cls(immediate=bool(values[0] & 0x40), ahs=bytes(ahs), data=data, **kwargs)
+        pdu = object.__new__(cls)
+        pdu.__dict__.update(zip(layout.fields, layout.pick(values)))
+        pdu.__dict__.update(immediate=bool(values[0] & 0x40), ahs=bytes(ahs), data=data)
+        return pdu
+
+
+def _compile_encode(cls: type[Pdu]) -> Callable[[Pdu], bytes]:
+    """A straight-line ``encode`` for one layout (as ``dataclasses`` generates ``__init__``)."""
+    expressions = []
+    for name in cls.LAYOUT.names:
+        if name == "_opcode":
+            expressions.append(f"{int(cls.OPCODE)} | (0x40 if self.immediate else 0)")
+        elif name == "_lengths":
+            expressions.append("len(self.ahs) // 4 << 24 | len(self.data)")
+        elif name == "_itt":
+            expressions.append(str(RESERVED_TAG))
+        else:
+            expressions.append(f"self.{name}")
+    source = f"def encode(self):\n    return pack({', '.join(expressions)}) + self.ahs\n"
+    namespace: dict[str, object] = {"pack": cls.LAYOUT.packer.pack}
+    exec(source, namespace)  # noqa: S102 - generated from the layout table above, no outside input
+    encode = namespace["encode"]
+    encode.__doc__ = Pdu.encode.__doc__  # type: ignore[attr-defined]
+    return encode  # type: ignore[return-value]
 
 
 def _pdu(opcode: Opcode, spec: str) -> Callable[[type[P]], type[P]]:
@@ -157,6 +178,7 @@ def _pdu(opcode: Opcode, spec: str) -> Callable[[type[P]], type[P]]:
     def wrap(cls: type[P]) -> type[P]:
         cls.OPCODE = opcode
         cls.LAYOUT = _layout(spec)
+        cls.encode = _compile_encode(cls)  # type: ignore[method-assign]
         return dataclass(cls)
 
     return wrap

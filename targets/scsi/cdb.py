@@ -39,6 +39,9 @@ def check_reserved(cdb: bytes, usage: bytes) -> None:
     ``usage`` is the CDB USAGE DATA that REPORT SUPPORTED OPERATION CODES
     reports; a one bit there is a bit we look at, a zero bit must be zero.
     """
+    size = min(len(cdb), len(usage))
+    if not int.from_bytes(cdb[:size], "big") & ~int.from_bytes(usage[:size], "big"):
+        return  # the common case, checked at once
     for index, (value, used) in enumerate(zip(cdb, usage, strict=False)):
         stray = value & ~used & 0xFF
         if stray:

@@ -39,6 +39,7 @@ class SenseKey(IntEnum):
     ILLEGAL_REQUEST = 0x5
     UNIT_ATTENTION = 0x6
     DATA_PROTECT = 0x7
+    ABORTED_COMMAND = 0xB
     MISCOMPARE = 0xE
 
 
@@ -68,6 +69,7 @@ class Ascq(IntEnum):
     CAPACITY_DATA_HAS_CHANGED = 0x2A09
     SAVING_PARAMETERS_NOT_SUPPORTED = 0x3900
     INTERNAL_TARGET_FAILURE = 0x4400
+    DATA_PHASE_ERROR = 0x4B00
     INSUFFICIENT_REGISTRATION_RESOURCES = 0x5504
 
 
@@ -90,6 +92,8 @@ class SenseReason(Enum):
     SAVING_PARAMETERS_NOT_SUPPORTED = auto()
     INSUFFICIENT_REGISTRATION_RESOURCES = auto()
     INTERNAL_TARGET_FAILURE = auto()
+    #: The transport received Data-Out it could not accept (iSCSI: a DataSN out of sequence).
+    DATA_PHASE_ERROR = auto()
     # Unit attention conditions (SAM-5 5.14, SPC-5 5.14 and 7.5).
     UA_RESET = auto()
     UA_POWER_ON = auto()
@@ -134,6 +138,7 @@ SENSE_TABLE: dict[SenseReason, SenseDetail] = {
         _K.ILLEGAL_REQUEST, _A.INSUFFICIENT_REGISTRATION_RESOURCES
     ),
     SenseReason.INTERNAL_TARGET_FAILURE: SenseDetail(_K.HARDWARE_ERROR, _A.INTERNAL_TARGET_FAILURE),
+    SenseReason.DATA_PHASE_ERROR: SenseDetail(_K.ABORTED_COMMAND, _A.DATA_PHASE_ERROR),
     SenseReason.UA_RESET: SenseDetail(_K.UNIT_ATTENTION, _A.POWER_ON_RESET_OR_BUS_DEVICE_RESET),
     SenseReason.UA_POWER_ON: SenseDetail(_K.UNIT_ATTENTION, _A.POWER_ON_OCCURRED),
     SenseReason.UA_LUN_RESET: SenseDetail(_K.UNIT_ATTENTION, _A.BUS_DEVICE_RESET_FUNCTION_OCCURRED),

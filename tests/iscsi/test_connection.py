@@ -14,6 +14,7 @@ from targets.iscsi.connection import Connection
 from targets.iscsi.keys import parse_text
 from targets.iscsi.pdu import (
     DataIn,
+    DataOut,
     LoginResponse,
     LogoutResponse,
     NopIn,
@@ -211,3 +212,19 @@ def test_garbage_after_login_never_raises_nor_changes_data(group, portal, garbag
     ini.link.connection.data_to_send()
     assert device.read(0, 64) == before
     portal.session_ended(ini.link.connection)
+
+
+def test_data_out_out_of_sequence_fails_the_command_and_keeps_the_session(group, portal):
+    ini = logged_in(portal, group)
+    replies = ini.command(write10(0, 8), length=4096)
+    r2t = next(r for r in replies if isinstance(r, ReadyToTransfer))
+    bad = ini.exchange(
+        DataOut(flags=0x80, itt=r2t.itt, ttt=r2t.ttt, exp_stat_sn=ini.exp_stat_sn, data_sn=5,
+                buffer_offset=0, data=b"Q" * 4096)  # fmt: skip
+    )
+    response = bad[-1]
+    assert isinstance(response, ScsiResponse) and response.status == 2
+    sense = bytes(response.data)[2:]
+    assert (sense[2] & 0x0F, sense[12], sense[13]) == (0x0B, 0x4B, 0x00)  # ABORTED COMMAND, DATA PHASE ERROR
+    assert group.device("open").read(0, 8) != b"Q" * 4096
+    assert ini.command(read10(0, 1), read=512)[-1].status == 0
