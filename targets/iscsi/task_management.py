@@ -8,6 +8,7 @@ layer, which clears SPC-2 reservations and raises unit attentions.
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Function", "Response", "task_management", "lun_number"]
 
 
+@functools.lru_cache(maxsize=64)
 def lun_number(field: int) -> int:
     """The LUN of a PDU's LUN field; -1 (no such logical unit) for one we cannot address."""
     try:

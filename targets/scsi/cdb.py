@@ -6,6 +6,7 @@ for a field this device server does not accept.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from .sense import invalid_cdb
@@ -48,8 +49,10 @@ def check_reserved(cdb: bytes, usage: bytes) -> None:
             raise invalid_cdb(index, stray.bit_length() - 1)
 
 
-#: (LBA offset, LBA size, TRANSFER LENGTH offset, TRANSFER LENGTH size) by CDB length (SBC-4 5.x).
-_LAYOUT = {10: (2, 4, 7, 2), 12: (2, 4, 6, 4), 16: (2, 8, 10, 4)}
+#: LOGICAL BLOCK ADDRESS and TRANSFER LENGTH of 10, 12 and 16-byte block commands (SBC-4 5.x):
+#: one precompiled unpack each, since every read and write goes through here.
+_LAYOUT = {10: struct.Struct(">2xIxH").unpack_from, 12: struct.Struct(">2xII").unpack_from,
+           16: struct.Struct(">2xQI").unpack_from}  # fmt: skip
 
 
 def lba_and_length(cdb: bytes) -> tuple[int, int]:
@@ -61,8 +64,7 @@ def lba_and_length(cdb: bytes) -> tuple[int, int]:
     if len(cdb) == 6:
         lba = (cdb[1] & 0x1F) << 16 | cdb[2] << 8 | cdb[3]
         return lba, cdb[4] or 256
-    lba_at, lba_size, len_at, len_size = _LAYOUT[len(cdb)]
-    return be(cdb, lba_at, lba_size), be(cdb, len_at, len_size)
+    return _LAYOUT[len(cdb)](cdb)  # type: ignore[return-value]
 
 
 def transfer_length(cdb: bytes) -> int:
