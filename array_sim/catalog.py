@@ -41,7 +41,7 @@ CREATE TABLE volumes (
     reserve_pages INTEGER NOT NULL,
     snap_reserve INTEGER NOT NULL, snap_warn INTEGER NOT NULL,
     snap_depletion TEXT NOT NULL,
-    description TEXT NOT NULL, alias TEXT NOT NULL, online INTEGER NOT NULL,
+    description TEXT NOT NULL, alias TEXT NOT NULL, online INTEGER NOT NULL, offline_reason TEXT NOT NULL,
     read_only INTEGER NOT NULL, multihost INTEGER NOT NULL,
     iqn TEXT NOT NULL, snap_counter INTEGER NOT NULL, created TEXT NOT NULL);
 CREATE TABLE snapshots (

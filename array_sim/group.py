@@ -35,7 +35,7 @@ from .records import Snapshot, Volume, load_rows, update_row
 from .snapshot_admin import SnapshotAdmin
 from .space import SpaceAccounting, percent_of
 from .units import GiB, PAGE_SIZE
-from .volume_admin import VolumeAdmin
+from .volume_admin import THIN_MAXIMUM, VolumeAdmin
 from .volume_device import VolumeDevice
 
 __all__ = ["Group", "default_group_dir"]
@@ -249,7 +249,7 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
         """The block device of a volume, or of one of its snapshots."""
         vol = self.volume(volume)
         snap = self.snapshot(volume, snapshot) if snapshot is not None else None
-        return VolumeDevice(self.tables, self.space, self._before_allocate, self.flush, vol, snap)
+        return VolumeDevice(self.tables, self.space, self._before_allocate, self._restore_reserve, self.flush, vol, snap)
 
     def _owner(self, map_id: int) -> tuple[Volume, Snapshot | None]:
         for volume in self.volumes.values():
@@ -268,7 +268,18 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             return any(self.tables.table(s.map_id).get(page_index) == shared for s in self.snapshots_of(volume))
 
         if snapshot is not None:
-            self._charge_snapshot_reserve(volume, snapshot, lambda: True)
+            table = self.tables.table(map_id)
+
+            def still_new_page() -> bool:
+                current = table.get(page_index)
+                return current is None or self.tables.phys[current].maps > 1
+
+            current = table.get(page_index)
+            if current is not None and current not in self.tables.table(volume.map_id).values():
+                # Shared only with other snapshots: deleting them would let this write go in place.
+                self._charge_snapshot_reserve(volume, snapshot, still_new_page)
+            else:
+                self._charge_snapshot_reserve(volume, snapshot, still_new_page, needs_page_anyway=True)
         elif shared is None:
             self._grow_thin(volume)
         elif held_by_snapshot():
@@ -281,7 +292,8 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
         in_use = self.space.in_use(volume) + 1
         if volume.thin_max < 100 and in_use > percent_of(volume.thin_max, volume.pages):
             self.log_event("ERROR", f"Volume {volume.name} reached its maximum in-use space; set offline.")
-            self._set_offline_with_snapshots(volume)
+            with self.catalog.transaction() as db:
+                update_row(db, volume, online=False, offline_reason=THIN_MAXIMUM)
             raise SpaceExhausted(f"{volume.name} reached its maximum in-use space")
         if in_use == percent_of(volume.thin_warn, volume.pages):
             self.log_event("WARNING", f"Volume {volume.name} in-use space reached {volume.thin_warn}% of its size.")
@@ -293,6 +305,11 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             return
         self.log_event("ERROR", f"Pool {self.pools[volume.pool_id]} has no free space for volume {volume.name}.")
         raise SpaceExhausted(f"pool {self.pools[volume.pool_id]} has no free space for {volume.name}")
+
+    def _restore_reserve(self, volume: Volume, pages: int) -> None:
+        """Put a thin volume's reserve back after a refused write grew it."""
+        with self.catalog.transaction() as db:
+            update_row(db, volume, reserve_pages=pages)
 
     def _try_reserve(self, volume: Volume, pages: int) -> bool:
         """Set a thin volume's reserve to ``pages`` if the pool has the space for it."""
@@ -306,11 +323,17 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
         return True
 
     def _charge_snapshot_reserve(
-        self, volume: Volume, keep: Snapshot | None, still_needed: Callable[[], bool]
+        self,
+        volume: Volume,
+        keep: Snapshot | None,
+        still_needed: Callable[[], bool],
+        needs_page_anyway: bool = False,
     ) -> None:
         """One more page held by snapshots: apply the snap-depletion policy if it does not fit."""
         space = self.space
         used = space.snapshot_in_use(volume, self.snapshots_of(volume))
+        if keep is not None and used + 1 > space.snapshot_reserve(volume):
+            self._check_snapshot_write_can_fit(volume, keep, needs_page_anyway)
         while used + 1 > space.snapshot_reserve(volume):
             policy = volume.snap_depletion
             if policy == "borrow" and self.pool_free(volume.pool_id) >= 1:
@@ -331,6 +354,17 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
         reserve = space.snapshot_reserve(volume)
         if used + 1 == reserve - percent_of(volume.snap_warn, reserve) + 1:
             self.log_event("WARNING", f"Free snapshot reserve of volume {volume.name} is below {volume.snap_warn}%.")
+
+    def _check_snapshot_write_can_fit(self, volume: Volume, keep: Snapshot, needs_page: bool) -> None:
+        """Refuse a snapshot write at once if deleting every other snapshot would not make it fit.
+
+        Otherwise delete-oldest would delete snapshots and then refuse anyway.
+        """
+        if volume.snap_depletion == "borrow" and self.pool_free(volume.pool_id) >= 1:
+            return
+        own = set(self.tables.table(keep.map_id).values()) - set(self.tables.table(volume.map_id).values())
+        if len(own) + needs_page > self.space.snapshot_reserve(volume):
+            raise SpaceExhausted(f"snapshot reserve of {volume.name} is exhausted")
 
     def _set_offline_with_snapshots(self, volume: Volume) -> None:
         with self.catalog.transaction() as db:

@@ -7,29 +7,34 @@ unallocated one, whatever the volume's size.
 
 Rules of this module:
 
-1. A physical page is written in place only while exactly one reference holds
-   it (one map entry, or nothing else). A write to a shared page first makes a
-   new page whose *backing* is the shared one: the new page starts with no
-   chunks of its own and reads through to its backing, so a 4 KiB write costs a
-   4 KiB write, not a 15 MiB copy (as qcow2 subclusters do). When every chunk
-   of a page is its own, the backing reference is dropped.
-2. Catalog first, data second, presence last: a new page is in the catalog
+1. A physical page is written in place while exactly one page table maps it.
+   A write to a page that several tables map first makes a new page whose
+   *backing* is the shared one: the new page (an *overlay*) starts with no
+   chunks of its own and reads through to its backing, so a 4 KiB write costs
+   a 4 KiB write, not a 15 MiB copy (as qcow2 subclusters do). When every
+   chunk of a page is its own, the backing link is dropped.
+2. A page that overlays read through is not frozen: before its one mapper
+   writes chunks in place, what each overlay sees of those chunks is copied
+   into the overlay first. So space never exceeds what the page tables count:
+   a thick volume with its snapshot reserve always has room for its writes.
+   A page no table maps any more is folded into its overlays and freed.
+3. Catalog first, data second, presence last: a new page is in the catalog
    (committed) before data is written into it, and a chunk is marked present
    only after its data is written. A crash at any point leaves every page
    reading what it read before the unacknowledged write.
-3. Reference counts live only in memory, derived from the catalog at load.
+4. Reference counts live only in memory, derived from the catalog at load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import Catalog
 from .chunk_map import ChunkMap
 from .pool import PageAddress, Placement
-from .units import CHUNK_SIZE
+from .units import CHUNK_SIZE, CHUNKS_PER_PAGE
 
 __all__ = ["PhysPage", "PageTables", "AllocationHook"]
 
@@ -44,7 +49,15 @@ class PhysPage:
     id: int
     address: PageAddress
     backing: int | None
-    refs: int = 0
+    #: Page-table entries that map this page.
+    maps: int = 0
+    #: Pages whose backing this page is.
+    overlays: set[int] = field(default_factory=set)
+
+    @property
+    def refs(self) -> int:
+        """Everything that holds the page: page-table entries and overlays."""
+        return self.maps + len(self.overlays)
 
 
 class PageTables:
@@ -73,20 +86,19 @@ class PageTables:
         }
         for map_id, index, pid in db.execute("SELECT map_id, page_index, phys_id FROM page_map"):
             self.maps.setdefault(map_id, {})[index] = pid
-            self.phys[pid].refs += 1
+            self.phys[pid].maps += 1
         for page in self.phys.values():
             if page.backing is not None:
-                self.phys[page.backing].refs += 1
-        orphans = [pid for pid, page in self.phys.items() if page.refs == 0]
-        if orphans:
-            with self.catalog.transaction():
-                for pid in orphans:
-                    self.phys[pid].refs = 1
-                    self._deref(pid)
+                self.phys[page.backing].overlays.add(page.id)
         used: dict[int, set[int]] = {}
         for page in self.phys.values():
             used.setdefault(page.address[0], set()).add(page.address[1])
         self.placement.mark_used(used)
+        # Pages left unmapped by a crash between a commit and its clean-up.
+        with self.catalog.transaction():
+            for pid in [pid for pid, page in self.phys.items() if page.maps == 0]:
+                if pid in self.phys:
+                    self._settle(pid)
 
     def _release(self, address: PageAddress) -> None:
         self.placement.release(address)
@@ -116,7 +128,7 @@ class PageTables:
             )
             table = {i: p for i, p in self.table(source).items() if i < limit}
             for pid in table.values():
-                self.phys[pid].refs += 1
+                self.phys[pid].maps += 1
             self.maps[target] = table
 
     def drop_map(self, map_id: int) -> None:
@@ -130,7 +142,7 @@ class PageTables:
         with self.catalog.transaction():
             self.catalog.db.execute("DELETE FROM page_map WHERE map_id = ? AND page_index >= ?", (map_id, pages))
             for index in doomed:
-                self._deref(table.pop(index))
+                self._unmap_ref(table.pop(index))
 
     def unmap_page(self, map_id: int, page_index: int) -> None:
         table = self.table(map_id)
@@ -138,18 +150,64 @@ class PageTables:
             return
         with self.catalog.transaction():
             self.catalog.db.execute("DELETE FROM page_map WHERE map_id = ? AND page_index = ?", (map_id, page_index))
-            self._deref(table.pop(page_index))
+            self._unmap_ref(table.pop(page_index))
 
-    def _deref(self, pid: int | None) -> None:
+    def _unmap_ref(self, pid: int) -> None:
+        """One page-table entry less for ``pid`` (inside a transaction)."""
+        self.phys[pid].maps -= 1
+        self._settle(pid)
+
+    def _settle(self, pid: int) -> None:
+        """Free a page nothing maps or reads through; fold an unmapped one into its overlays."""
         while pid is not None:
             page = self.phys[pid]
-            page.refs -= 1
-            if page.refs:
+            if page.maps:
+                return
+            if page.overlays:
+                self.catalog.after_commit(lambda pid=pid: self._fold(pid))
                 return
             del self.phys[pid]
             self.catalog.db.execute("DELETE FROM phys_pages WHERE id = ?", (pid,))
             self.catalog.after_commit(lambda address=page.address: self._release(address))
+            if page.backing is None:
+                return
+            self.phys[page.backing].overlays.discard(pid)
             pid = page.backing
+
+    def _fold(self, pid: int) -> None:
+        """Copy an unmapped page's view into each overlay, unlink them, and free it.
+
+        Data first (each overlay's missing chunks, then marked present), links
+        last: a crash in between leaves overlays reading exactly what they read.
+        """
+        page = self.phys.get(pid)
+        if page is None or page.maps:
+            return
+        for overlay_id in sorted(page.overlays):
+            self._absorb(self.phys[overlay_id], 0, CHUNKS_PER_PAGE)
+        with self.catalog.transaction():
+            for overlay_id in list(page.overlays):
+                self._unlink(self.phys[overlay_id])
+
+    def _absorb(self, overlay: PhysPage, first: int, last: int) -> None:
+        """Give ``overlay`` its own copy of the chunks in ``first..last-1`` it reads through for."""
+        assert overlay.backing is not None
+        backing = self.phys[overlay.backing]
+        chunks, slot = self._chunks(overlay), overlay.address[1]
+        store = self.placement.store(overlay.address[0])
+        for start, stop, here in chunks.runs(slot, first, last):
+            if not here:
+                offset, length = start * CHUNK_SIZE, (stop - start) * CHUNK_SIZE
+                store.write(slot, offset, self._read_layers(backing, offset, length))
+                chunks.mark(slot, start, stop)
+
+    def _unlink(self, overlay: PhysPage) -> None:
+        """Drop an overlay's backing link once it has every chunk (inside a transaction)."""
+        backing, overlay.backing = overlay.backing, None
+        self.catalog.db.execute("UPDATE phys_pages SET backing_id = NULL WHERE id = ?", (overlay.id,))
+        if backing is not None:
+            self.phys[backing].overlays.discard(overlay.id)
+            self._settle(backing)
 
     # ---------------------------------------------------------------- data path
 
@@ -214,10 +272,13 @@ class PageTables:
         hook: AllocationHook,
     ) -> None:
         """Write ``data`` at ``offset`` inside one page, copying on write if it is shared."""
-        page = self.phys[self._private_page(map_id, page_index, pool_id, hook)]
+        page = self.phys[self.writable_page(map_id, page_index, pool_id, hook)]
         chunks, slot = self._chunks(page), page.address[1]
         end = offset + len(data)
         c0, c1 = offset // CHUNK_SIZE, -(-end // CHUNK_SIZE)
+        for overlay_id in page.overlays:
+            # Rule 2: overlays keep seeing the old contents of the chunks about to change.
+            self._absorb(self.phys[overlay_id], c0, c1)
         merge_head = offset % CHUNK_SIZE != 0 and not chunks.present(slot, c0)
         merge_tail = end % CHUNK_SIZE != 0 and not chunks.present(slot, c1 - 1)
         if merge_head or merge_tail:
@@ -234,9 +295,7 @@ class PageTables:
         chunks.mark(slot, c0, c1)
         if page.backing is not None and chunks.all_present(slot):
             with self.catalog.transaction():
-                self.catalog.db.execute("UPDATE phys_pages SET backing_id = NULL WHERE id = ?", (page.id,))
-                backing, page.backing = page.backing, None
-                self._deref(backing)
+                self._unlink(page)
 
     def clear_chunks(self, map_id: int, page_index: int, first: int, last: int) -> bool:
         """Forget chunks ``first..last-1`` of a private page that has no backing (they read zeros).
@@ -248,7 +307,7 @@ class PageTables:
         if pid is None:
             return True
         page = self.phys[pid]
-        if page.refs != 1 or page.backing is not None:
+        if page.maps != 1 or page.backing is not None or page.overlays:
             return False
         self._chunks(page).forget(page.address[1], first, last)
         return True
@@ -261,14 +320,15 @@ class PageTables:
         page = self.phys[pid]
         return page.backing is not None or self._chunks(page).any_present(page.address[1])
 
-    def _private_page(self, map_id: int, page_index: int, pool_id: int, hook: AllocationHook) -> int:
+    def writable_page(self, map_id: int, page_index: int, pool_id: int, hook: AllocationHook) -> int:
+        """The page to write ``(map_id, page_index)`` into: its own, or a new one (allocation or copy-on-write)."""
         table = self.maps.setdefault(map_id, {})
         pid = table.get(page_index)
-        if pid is not None and self.phys[pid].refs == 1:
+        if pid is not None and self.phys[pid].maps == 1:
             return pid
         hook(map_id, page_index, pid)
         pid = table.get(page_index)
-        if pid is not None and self.phys[pid].refs == 1:
+        if pid is not None and self.phys[pid].maps == 1:
             return pid
         with self.catalog.transaction():
             address = self.placement.allocate(pool_id)
@@ -276,18 +336,33 @@ class PageTables:
             cursor = self.catalog.db.execute(
                 "INSERT INTO phys_pages (member_id, slot, backing_id) VALUES (?, ?, ?)", (*address, pid)
             )
-            new = PhysPage(int(cursor.lastrowid or 0), address, pid, refs=1)
+            new = PhysPage(int(cursor.lastrowid or 0), address, pid, maps=1)
             self.catalog.db.execute("INSERT OR REPLACE INTO page_map VALUES (?, ?, ?)", (map_id, page_index, new.id))
             self.phys[new.id] = new
             table[page_index] = new.id
+            if pid is not None:
+                shared = self.phys[pid]
+                shared.maps -= 1
+                shared.overlays.add(new.id)
         return new.id
+
+    def revert(self, map_id: int, page_index: int, before: int | None) -> None:
+        """Undo a ``writable_page`` that allocated, before anything was written to the new page."""
+        table = self.maps[map_id]
+        current = table[page_index]
+        with self.catalog.transaction() as db:
+            if before is None:
+                db.execute("DELETE FROM page_map WHERE map_id = ? AND page_index = ?", (map_id, page_index))
+                del table[page_index]
+            else:
+                db.execute(
+                    "UPDATE page_map SET phys_id = ? WHERE map_id = ? AND page_index = ?", (before, map_id, page_index)
+                )
+                table[page_index] = before
+                self.phys[before].maps += 1
+            self._unmap_ref(current)
 
     def flush(self) -> None:
         for chunk_map in self.chunk_maps.values():
             chunk_map.flush()
-
-    @staticmethod
-    def chunk_range(offset: int, length: int) -> tuple[int, int]:
-        """Chunks wholly inside ``[offset, offset+length)`` of a page."""
-        return -(-offset // CHUNK_SIZE), (offset + length) // CHUNK_SIZE
 

@@ -47,6 +47,9 @@ class Volume:
     #: The iSCSI alias (TargetAlias) initiators see; the volume name by default.
     alias: str
     online: bool
+    #: Why the group itself set the volume offline ("" if it did not): it comes back
+    #: online by itself when the cause goes (research/ps-cli.md 2.4, thin provisioning).
+    offline_reason: str
     read_only: bool
     multihost: bool
     iqn: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import AlreadyExists, InvalidRequest
+from .errors import AlreadyExists, InvalidRequest, NoSpace
 from .naming import default_snapshot_name, target_iqn, valid_object_name
 from .records import Snapshot, Volume, insert_row, update_row
 
@@ -41,6 +41,7 @@ class SnapshotAdmin:
         def volume(self, name: str) -> Volume: ...
         def snapshots_of(self, volume: Volume) -> list[Snapshot]: ...
         def _find_snapshot(self, volume: Volume, name: str) -> Snapshot: ...
+        def pool_free(self, pool_id: int) -> int: ...
 
     def snapshot(self, volume: str, name: str) -> Snapshot:
         return self._find_snapshot(self.volume(volume), name)
@@ -118,6 +119,14 @@ class SnapshotAdmin:
     def restore_volume(self, volume: str, name: str) -> Snapshot:
         """Roll the volume back to a snapshot; returns the snapshot taken of the data it replaced."""
         vol, snapshot = self.check_restore_volume(volume, name)
+        if snapshot.pages > vol.pages and not vol.thin:
+            # Back to a larger size: the thick reserve (and its snapshot reserve) grows.
+            old = vol.pages
+            vol.pages = snapshot.pages
+            short = self.pool_free(vol.pool_id) < 0
+            vol.pages = old
+            if short:
+                raise NoSpace(f"Not enough free space in the pool to restore {volume} to its earlier size.")
         with self.catalog.transaction() as db:
             saved = self.create_snapshot(volume)
             update_row(db, vol, size_bytes=snapshot.size_bytes, pages=snapshot.pages)

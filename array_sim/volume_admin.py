@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import AlreadyExists, InvalidRequest, NoSpace, NotFound
 from .naming import target_iqn, valid_object_name
 from .records import SNAP_DEPLETION_POLICIES, Snapshot, Volume, insert_row, update_row
+from .space import percent_of
 from .units import pages_for
 
 if TYPE_CHECKING:
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
     from .pages import PageTables
     from .space import SpaceAccounting
 
-__all__ = ["VolumeAdmin", "VOLUME_SETTINGS", "VOLUME_DEFAULTS"]
+__all__ = ["VolumeAdmin", "VOLUME_SETTINGS", "VOLUME_DEFAULTS", "THIN_MAXIMUM"]
+
+#: ``Volume.offline_reason`` when a write met the thin maximum in-use space.
+THIN_MAXIMUM = "thin-max-grow-met"
 
 #: Group-wide defaults for new volumes, as a new PS Series group has them.
 VOLUME_DEFAULTS: dict[str, Any] = {
@@ -151,7 +155,7 @@ class VolumeAdmin:
             thin_max=defaults["thin_max"], reserve_pages=pages,
             snap_reserve=defaults["snap_reserve"], snap_warn=defaults["snap_warn"],
             snap_depletion=defaults["snap_depletion"],
-            description=description, alias=name, online=online, read_only=read_only, multihost=False,
+            description=description, alias=name, online=online, offline_reason="", read_only=read_only, multihost=False,
             iqn="", snap_counter=0, created=self.clock().isoformat(timespec="seconds"),
         )  # fmt: skip
         self._validate_settings(settings, {**vars(volume), **settings})
@@ -212,7 +216,7 @@ class VolumeAdmin:
         """Change settings (see ``VOLUME_SETTINGS``); a reserve change must fit the pool."""
         volume = self.volume(name)
         self._validate_settings(settings, volume)
-        old = {key: getattr(volume, key) for key in settings}
+        old = {key: getattr(volume, key) for key in (*settings, "reserve_pages")}
         for key, value in settings.items():
             setattr(volume, key, value)
         if volume.thin and "thin_min_reserve" in settings:
@@ -224,6 +228,7 @@ class VolumeAdmin:
             raise NoSpace(f"Not enough free space in pool {self.pools[volume.pool_id]} for that reserve.")
         with self.catalog.transaction() as db:
             update_row(db, volume, **settings)
+        self._recheck_thin_limit(volume)
 
     def rename_volume(self, name: str, new_name: str) -> None:
         """Rename; the iSCSI target name stays what it was at creation, as on the array."""
@@ -235,7 +240,15 @@ class VolumeAdmin:
     def set_volume_online(self, name: str, online: bool) -> None:
         volume = self.volume(name)
         with self.catalog.transaction() as db:
-            update_row(db, volume, online=online)
+            update_row(db, volume, online=online, offline_reason="")
+
+    def _recheck_thin_limit(self, volume: Volume) -> None:
+        """Back online once the in-use space is within a raised maximum (or a larger size)."""
+        limit = volume.pages if volume.thin_max >= 100 else percent_of(volume.thin_max, volume.pages)
+        if volume.offline_reason == THIN_MAXIMUM and self.space.in_use(volume) <= limit:
+            with self.catalog.transaction() as db:
+                update_row(db, volume, online=True, offline_reason="")
+            self.log_event("INFO", f"Volume {volume.name} is back online: its in-use space is within its maximum.")
 
     def set_volume_read_only(self, name: str, read_only: bool) -> None:
         volume = self.volume(name)
@@ -268,19 +281,23 @@ class VolumeAdmin:
             raise InvalidRequest(f"Volume {name} must be offline to be shrunk.")
         old = (volume.size_bytes, volume.pages, volume.reserve_pages)
         volume.size_bytes, volume.pages = size, pages
-        volume.reserve_pages = (
-            max(self.space.thin_min_reserve(volume), min(volume.reserve_pages, pages)) if volume.thin else pages
+        kept = sum(1 for index in self.tables.table(volume.map_id) if index < pages)
+        reserve = (
+            max(self.space.thin_min_reserve(volume), min(max(volume.reserve_pages, kept), pages))
+            if volume.thin
+            else pages
         )
+        volume.reserve_pages = reserve
         short = self.pool_free(volume.pool_id) < 0
         volume.size_bytes, volume.pages, volume.reserve_pages = old
         if short:
             raise NoSpace(f"Not enough free space in pool {self.pools[volume.pool_id]} to resize {name}.")
         taken = self.create_snapshot(name) if snapshot and volume.snap_reserve > 0 else None
         with self.catalog.transaction() as db:
-            reserve = max(self.space.thin_min_reserve(volume), min(volume.reserve_pages, pages))
-            update_row(db, volume, size_bytes=size, pages=pages, reserve_pages=reserve if volume.thin else pages)
+            update_row(db, volume, size_bytes=size, pages=pages, reserve_pages=reserve)
             self.tables.truncate(volume.map_id, pages)
         self.space.forget(volume)
+        self._recheck_thin_limit(volume)
         return taken
 
     def check_delete_volume(self, name: str) -> Volume:

@@ -33,6 +33,7 @@ class VolumeDevice:
         tables: PageTables,
         space: SpaceAccounting,
         hook: AllocationHook,
+        restore_reserve: Callable[[Volume, int], None],
         flush: Callable[[], None],
         volume: Volume,
         snapshot: Snapshot | None = None,
@@ -40,6 +41,7 @@ class VolumeDevice:
         self._tables = tables
         self._space = space
         self._hook = hook
+        self._restore_reserve = restore_reserve
         self._flush = flush
         self.volume = volume
         self.snapshot = snapshot
@@ -108,15 +110,39 @@ class VolumeDevice:
             raise ValueError("write length is not a whole number of blocks")
         self._check(lba, len(data) // SECTOR_SIZE, writing=True)
         view = memoryview(data)
-        pool_id = self.volume.pool_id
-        try:
-            for index, in_page, size, at in self._pieces(lba * SECTOR_SIZE, len(data)):
-                self._tables.write(self._map_id, index, in_page, view[at : at + size], pool_id, self._hook)
-        except BaseException:
-            self._space.forget(self.volume)
-            raise
+        pieces = list(self._pieces(lba * SECTOR_SIZE, len(data)))
+        self._prepare(pieces)
+        for index, in_page, size, at in pieces:
+            self._tables.write(self._map_id, index, in_page, view[at : at + size], self.volume.pool_id, self._hook)
         if fua:
             self.flush()
+
+    def _prepare(self, pieces: list[tuple[int, int, int, int]]) -> None:
+        """Give every page of a request its writable page before writing any data.
+
+        If one cannot be had (no space, the thin maximum), the pages taken for
+        the others are given back, so a refused write changes nothing.
+        """
+        tables, map_id, volume = self._tables, self._map_id, self.volume
+        if len(pieces) == 1 and tables.is_mapped(map_id, pieces[0][0]):
+            pid = tables.table(map_id)[pieces[0][0]]
+            if tables.phys[pid].maps == 1:
+                return  # the common case: an overwrite in place
+        taken: list[tuple[int, int | None]] = []
+        reserve = volume.reserve_pages
+        try:
+            for index, _, _, _ in pieces:
+                before = tables.table(map_id).get(index)
+                if tables.writable_page(map_id, index, volume.pool_id, self._hook) != before:
+                    taken.append((index, before))
+        except BaseException:
+            for index, before in reversed(taken):
+                tables.revert(map_id, index, before)
+            if volume.reserve_pages != reserve:
+                self._restore_reserve(volume, reserve)
+            raise
+        finally:
+            self._space.forget(volume)
 
     def flush(self) -> None:
         self._flush()
@@ -135,7 +161,9 @@ class VolumeDevice:
             self._zero(lba * SECTOR_SIZE, count * SECTOR_SIZE, deallocate=unmap)
             return
         pattern = block * SECTORS_PER_PAGE
-        for index, in_page, size, _ in self._pieces(lba * SECTOR_SIZE, count * SECTOR_SIZE):
+        pieces = list(self._pieces(lba * SECTOR_SIZE, count * SECTOR_SIZE))
+        self._prepare(pieces)
+        for index, in_page, size, _ in pieces:
             self._tables.write(self._map_id, index, in_page, pattern[:size], self.volume.pool_id, self._hook)
 
     def _zero(self, offset: int, length: int, deallocate: bool) -> None:
@@ -144,6 +172,9 @@ class VolumeDevice:
             if not tables.is_mapped(map_id, index):
                 continue
             if size == PAGE_SIZE and deallocate:
+                if self.snapshot is None:
+                    # A page a snapshot shares stays, now the snapshot's alone: charge its reserve.
+                    self._hook(map_id, index, tables.table(map_id)[index])
                 tables.unmap_page(map_id, index)
                 continue
             first, last = -(-in_page // CHUNK_SIZE), (in_page + size) // CHUNK_SIZE

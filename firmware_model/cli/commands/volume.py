@@ -138,6 +138,7 @@ def volume_details(session: Session, vol: Volume, with_access: bool = False) -> 
     snap_free = max(0, snap_reserve - space.snapshot_in_use(vol, snapshots))
     snap_free_pct = snap_free * 100 // snap_reserve if snap_reserve else 0
     status = "online" if vol.online else "offline"
+    desired = "online" if vol.online or vol.offline_reason else "offline"
     pairs = [
         ("Name", vol.name),
         ("Size", format_size(vol.size_bytes)),
@@ -153,8 +154,8 @@ def volume_details(session: Session, vol: Volume, with_access: bool = False) -> 
         ("Snap-Reserve", f"{vol.snap_reserve}%"),
         ("Snap-Reserve-Avail", f"{snap_free_pct}% ({format_size(snap_free * PAGE_SIZE)})"),
         ("Permission", "read-only" if vol.read_only else "read-write"),
-        ("DesiredStatus", status),
-        ("Status", status),
+        ("DesiredStatus", desired),
+        ("Status", f"offline ({vol.offline_reason})" if vol.offline_reason else status),
         ("Connections", str(len(session.live.connections(vol)))),
         ("Snapshots", str(len(snapshots))),
         ("Bind", ""),
