@@ -99,11 +99,10 @@ class VolumeDevice:
     def read(self, lba: int, count: int) -> bytes:
         self._check(lba, count)
         offset, length = lba * SECTOR_SIZE, count * SECTOR_SIZE
-        pieces = list(self._pieces(offset, length))
-        if len(pieces) == 1:
-            index, in_page, size, _ = pieces[0]
-            return self._tables.read(self._map_id, index, in_page, size)
-        return b"".join(self._tables.read(self._map_id, i, o, s) for i, o, s, _ in pieces)
+        index, in_page = divmod(offset, PAGE_SIZE)
+        if in_page + length <= PAGE_SIZE:  # the common case: inside one page
+            return self._tables.read(self._map_id, index, in_page, length)
+        return b"".join(self._tables.read(self._map_id, i, o, s) for i, o, s, _ in self._pieces(offset, length))
 
     def write(self, lba: int, data: bytes | bytearray | memoryview, fua: bool = False) -> None:
         if len(data) % SECTOR_SIZE:

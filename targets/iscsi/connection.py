@@ -103,6 +103,10 @@ class Connection:
         self._ping_ttt: int | None = None
         self._text_reply: bytes = b""
         self._text_ttt = 0xFFFFFFFF
+        # Negotiated at login (RFC 7143 defaults until then).
+        self._send_segment = self._max_burst = self._first_burst = 8192
+        self._max_r2t = 1
+        self._initial_r2t = self._immediate_data = True
 
     # ------------------------------------------------------------- edge API
 
@@ -177,6 +181,13 @@ class Connection:
         self.framer.header_digest = values["HeaderDigest"] == "CRC32C"
         self.framer.data_digest = values["DataDigest"] == "CRC32C"
         self.framer.max_data_segment = int(values["MaxRecvDataSegmentLength"])
+        # What the data path asks for on every command, as plain values.
+        self._send_segment = int(values["InitiatorMaxRecvDataSegmentLength"])
+        self._max_burst = int(values["MaxBurstLength"])
+        self._first_burst = int(values["FirstBurstLength"])
+        self._max_r2t = int(values["MaxOutstandingR2T"])
+        self._initial_r2t = values["InitialR2T"] == "Yes"
+        self._immediate_data = values["ImmediateData"] == "Yes"
         if session.target is not None:
             self.scsi = self.host.scsi_target(session.target)
             self.nexus = Nexus(
@@ -236,25 +247,25 @@ class Connection:
     # ---------------------------------------------------------- SCSI tasks
 
     def _command(self, pdu: ScsiCommand) -> None:
-        values = self.session.values if self.session else {}
         if self.scsi is None:
             self._respond(pdu.itt, Result(Status.CHECK_CONDITION), b"", pdu.expected_length, False, 0)
             return
         cdb = pdu.cdb + pdu.ahs[4:] if pdu.ahs[2:3] == b"\x01" else pdu.cdb
         data = pdu.data
-        if data and (values["ImmediateData"] != "Yes" or len(data) > pdu.expected_length or not pdu.flags & WRITE):
+        if data and (not self._immediate_data or len(data) > pdu.expected_length or not pdu.flags & WRITE):
             self._reject(RejectReason.PROTOCOL_ERROR, pdu.encode())
             return
         lun = lun_number(pdu.lun)
         if pdu.flags & WRITE and len(data) < pdu.expected_length:
             task = WriteTask.start(
                 pdu.itt, lun, cdb, pdu.expected_length, pdu.cmd_sn, data,
-                values["InitialR2T"] == "Yes", int(values["FirstBurstLength"]),
+                self._initial_r2t, self._first_burst,
             )  # fmt: skip
             self.writes[pdu.itt] = task
             self._solicit(task)
             return
-        self._execute(pdu.itt, lun, cdb, bytes(data) if isinstance(data, memoryview) else data, pdu.expected_length,
+        # Immediate data is used where it lies in the receive buffer: the command runs now.
+        self._execute(pdu.itt, lun, cdb, data, pdu.expected_length,
                       reading=bool(pdu.flags & 0x40), writing=bool(pdu.flags & WRITE))  # fmt: skip
 
     def _on_data_out(self, frame: Frame) -> None:
@@ -280,8 +291,7 @@ class Connection:
             self._solicit(task)
 
     def _solicit(self, task: WriteTask) -> None:
-        values = self.session.values if self.session else {}
-        r2ts = task.next_r2ts(int(values["MaxBurstLength"]), int(values["MaxOutstandingR2T"]), self._new_ttt)
+        r2ts = task.next_r2ts(self._max_burst, self._max_r2t, self._new_ttt)
         for ttt, r2t_sn, offset, length in r2ts:
             self._send(
                 ReadyToTransfer(
@@ -291,7 +301,7 @@ class Connection:
             )
 
     def _execute(
-        self, itt: int, lun: int, cdb: bytes, data_out: bytes | bytearray, expected: int, reading: bool,
+        self, itt: int, lun: int, cdb: bytes, data_out: bytes | bytearray | memoryview, expected: int, reading: bool,
         writing: bool, r2t_count: int = 0,
     ) -> None:  # fmt: skip
         assert self.scsi is not None and self.nexus is not None
@@ -317,10 +327,7 @@ class Connection:
             elif len(data_in) > expected:
                 flags, residual = OVERFLOW, len(data_in) - expected
         payload = memoryview(data_in)[:expected]
-        values = self.session.values if self.session else {}
-        pieces = data_in_bursts(
-            len(payload), int(values["InitiatorMaxRecvDataSegmentLength"]), int(values["MaxBurstLength"])
-        )
+        pieces = data_in_bursts(len(payload), self._send_segment, self._max_burst)
         collapse = result.status == Status.GOOD and not result.sense and bool(pieces)
         for n, (offset, size, burst_end) in enumerate(pieces):
             last = n == len(pieces) - 1
