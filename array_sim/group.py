@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from .access_admin import AccessAdmin
 from .block import DeviceOffline, SpaceExhausted
-from .catalog import Catalog
+from .catalog import SCHEMA_VERSION, Catalog
 from .chunk_map import ChunkMap
 from .errors import GroupLocked, InvalidRequest, NotFound
 from .member_store import MemberStore
@@ -79,6 +79,13 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             os.close(self._lock_fd)
             raise GroupLocked(f"the group in {self.directory} is open in another process") from None
         self.catalog = Catalog(self.directory / Catalog.FILE_NAME)
+        version = self.catalog.param("schema_version")
+        if version != str(SCHEMA_VERSION):
+            self.catalog.close()
+            os.close(self._lock_fd)
+            raise InvalidRequest(
+                f"the group in {self.directory} has catalog schema {version}; this array-sim reads {SCHEMA_VERSION}"
+            )
         self.placement = Placement()
         chunk_maps: dict[int, ChunkMap] = {}
         self.pools: dict[int, str] = dict(self.catalog.db.execute("SELECT id, name FROM pools"))
