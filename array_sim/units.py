@@ -82,7 +82,7 @@ def _trim(value: float) -> str:
 
 def parse_percent(text: str) -> int:
     """Parse ``50%`` or ``50`` to an integer percentage (0 or more)."""
-    value = text.strip().rstrip("%")
+    value = text.strip().removesuffix("%")
     if not value.isdigit():
         raise ValueError(f"invalid percentage '{text}'")
     return int(value)
