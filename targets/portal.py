@@ -138,7 +138,7 @@ class GroupPortal:
             r
             for r in self.group.access_records(entry.volume.name)
             if entry.applies(r)
-            and (not r.initiator or r.initiator.lower() == initiator.lower())
+            and (r.initiator in ("", "*") or r.initiator.lower() == initiator.lower())
             and (not r.ipaddress or _ip_matches(r.ipaddress, ip))
         ]
 

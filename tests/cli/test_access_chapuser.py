@@ -32,7 +32,7 @@ def test_access_create_variants_and_table(cli: Any) -> None:
         "3                                                 chap       bob        both",
         "4   iqn.x:short                                   chap       carol      snapshot",
         "5                                 *.*.*.*         none                  both",
-        "6                                 192.168.1.10    none                  both",
+        "6   *                             192.168.1.10    none                  both",
     ]
 
 

@@ -85,8 +85,7 @@ def _create(session: Session, words: Words, vol: Volume) -> list[str]:
     while not words.at_end():
         key = words.keyword(["initiator", "ipaddress", "username", "authmethod", "apply-to"], "option")
         if key == "initiator":
-            value = words.take("initiator name")
-            fields["initiator"] = "" if value == "*" else value
+            fields["initiator"] = words.take("initiator name")  # "*": any initiator
         elif key == "ipaddress":
             fields["ipaddress"] = words.take("IP address")
         elif key == "username":

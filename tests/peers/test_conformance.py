@@ -1,0 +1,65 @@
+"""libiscsi's SCSI/iSCSI conformance suite against our target: ``iscsi-test-cu --dataloss``.
+
+One ``array-sim serve`` (started by ``benchmarks/iscsi_peer.py``) with one thick volume with
+multi-host access enabled (iscsi-test-cu logs in as two initiators); every
+test family (ALL, then SCSI, iSCSI and LINUX again: 615 tests), with a second URL for the
+multipath tests (a second session on the same portal). ``benchmarks/conformance.py`` runs the same
+against tgt side by side and names the tests that differ.
+
+Select with ``pytest tests/peers`` or ``-k peers``, leave out with ``-k 'not peers'``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import conformance  # noqa: E402
+import iscsi_peer  # noqa: E402
+
+if shutil.which("iscsi-test-cu") is None:
+    pytest.skip("iscsi-test-cu is not installed (Debian package libiscsi-bin)", allow_module_level=True)
+
+#: Tests ours fails today (of 615, iscsi-test-cu 1.19.0, with the multipath URL): none since 92dbcb0
+#: (2026-11-25; before it iSCSIdatasn.iSCSIDataSnInvalid failed in ALL and iSCSI). Keep it at 0.
+MAX_FAILURES = 0
+#: tgt 1.0.85 passes 598 of the 615 on this machine with one URL (the multipath tests skip) and
+#: 595 with two (MultipathIO.CompareAndWriteAsync fails in ALL, SCSI and LINUX).
+TGT_PASSED = 598
+#: Small enough to keep the run short, large enough for every test (the array's pages are 15 MiB).
+VOLUME_SIZE = "1GB"
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[iscsi_peer.OurTarget]:
+    directory = tmp_path_factory.mktemp("conformance")
+    with iscsi_peer.our_target(directory, size=VOLUME_SIZE, options=conformance.OUR_VOLUME_OPTIONS) as running:
+        yield running
+
+
+def test_iscsi_test_cu_dataloss(target: iscsi_peer.OurTarget, tmp_path: Path) -> None:
+    command = ["iscsi-test-cu", "--dataloss", *target.multipath_urls()]
+    start = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, errors="replace", cwd=tmp_path, timeout=900)
+    seconds = time.monotonic() - start
+    (tmp_path / "iscsi-test-cu.log").write_text(result.stdout + result.stderr)
+    summary, tests = conformance.parse_log(result.stdout, conformance.suite_listing())
+    failed = sorted(name for name, t in tests.items() if not t.passed)
+    print(f"iscsi-test-cu: {summary.get('tests')} in {seconds:.0f} s; failed: {', '.join(failed) or 'none'}")
+
+    assert "tests" in summary, (
+        f"no CUnit Run Summary: iscsi-test-cu exited {result.returncode} after {len(tests)} tests "
+        f"(last: {list(tests)[-1:]}); log in {tmp_path}; server log {target.log}"
+    )
+    total, passed, failures = (int(summary["tests"][k]) for k in ("Total", "Passed", "Failed"))
+    details = "\n".join(f"  {name}: " + " | ".join(conformance.describe(tests[name])) for name in failed)
+    assert failures <= MAX_FAILURES, f"{failures} of {total} tests fail (at most {MAX_FAILURES} allowed):\n{details}"
+    assert passed >= TGT_PASSED, f"{passed} of {total} pass, tgt passes {TGT_PASSED}:\n{details}"
