@@ -228,3 +228,16 @@ def test_data_out_out_of_sequence_fails_the_command_and_keeps_the_session(group,
     assert (sense[2] & 0x0F, sense[12], sense[13]) == (0x0B, 0x4B, 0x00)  # ABORTED COMMAND, DATA PHASE ERROR
     assert group.device("open").read(0, 8) != b"Q" * 4096
     assert ini.command(read10(0, 1), read=512)[-1].status == 0
+
+
+def test_target_pings_an_idle_initiator_with_nop_in(group, portal):
+    ini = logged_in(portal, group)
+    connection = ini.link.connection
+    connection.ping()
+    ini.framer.feed(b"".join(bytes(p) for p in connection.data_to_send()))
+    nop = next(frame.decode() for frame in ini.framer.frames())
+    assert isinstance(nop, NopIn) and nop.itt == 0xFFFFFFFF and nop.ttt != 0xFFFFFFFF
+    assert connection._ping_ttt == nop.ttt
+    ini.exchange(NopOut(flags=0x80, immediate=True, itt=0xFFFFFFFF, ttt=nop.ttt, cmd_sn=ini.cmd_sn,
+                        exp_stat_sn=ini.exp_stat_sn))  # fmt: skip
+    assert connection._ping_ttt is None

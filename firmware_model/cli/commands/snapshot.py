@@ -14,6 +14,7 @@ from array_sim.units import format_size
 
 from ..formatting import key_values, table, title
 from ..words import Words
+from .clone import clone
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -98,14 +99,7 @@ def _select(session: Session, words: Words, vol: Volume) -> list[str]:
         words.end()
         return _details(session, vol, snap)
     if action == "clone":
-        from .volume import creation_lines
-
-        new_name = words.take("new volume name")
-        description = ""
-        if words.optional_keyword(["description"]):
-            description = words.take("description")
-        words.end()
-        return creation_lines(group.clone_volume(vol.name, new_name, snapshot=name, description=description))
+        return clone(session, words, vol.name, snapshot=name)
     if action == "description":
         text = words.take("description")
         words.end()

@@ -18,12 +18,13 @@ from array_sim.units import PAGE_SIZE, format_size
 from ..formatting import key_values, table, title
 from ..words import Words
 from . import access, snapshot
+from .clone import clone, creation_lines
 from .options import enable_argument, percent_argument, size_argument
 
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["volume", "volume_details", "creation_lines"]
+__all__ = ["volume", "volume_details"]
 
 #: Settings shared by ``volume create`` and ``volume select <v>``: keyword -> (engine name, parser).
 _PERCENT_SETTINGS = {
@@ -63,10 +64,6 @@ def volume(session: Session, words: Words) -> list[str]:
 def _delete(session: Session, name: str) -> list[str]:
     session.group.delete_volume(name)
     return ["Volume deletion succeeded."]
-
-
-def creation_lines(new: Volume) -> list[str]:
-    return ["Volume creation succeeded.", f"iSCSI target name is {new.iqn}."]
 
 
 def _create(session: Session, words: Words) -> list[str]:
@@ -195,12 +192,7 @@ def _select(session: Session, words: Words) -> list[str]:
     if action == "snapshot":
         return snapshot.snapshot(session, words, vol)
     if action == "clone":
-        new_name = words.take("new volume name")
-        description = ""
-        if words.optional_keyword(["description"]):
-            description = words.take("description")
-        words.end()
-        return creation_lines(group.clone_volume(name, new_name, description=description))
+        return clone(session, words, name)
     if action == "show":
         if words.optional_keyword(["connections"]):
             words.end()
