@@ -34,7 +34,7 @@ from .pool import Placement
 from .records import Snapshot, Volume, load_rows, update_row
 from .snapshot_admin import SnapshotAdmin
 from .space import SpaceAccounting, percent_of
-from .units import GiB, PAGE_SIZE
+from .units import PAGE_SIZE, GiB
 from .volume_admin import THIN_MAXIMUM, VolumeAdmin
 from .volume_device import VolumeDevice
 
@@ -256,7 +256,9 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
         """The block device of a volume, or of one of its snapshots."""
         vol = self.volume(volume)
         snap = self.snapshot(volume, snapshot) if snapshot is not None else None
-        return VolumeDevice(self.tables, self.space, self._before_allocate, self._restore_reserve, self.flush, vol, snap)
+        return VolumeDevice(
+            self.tables, self.space, self._before_allocate, self._restore_reserve, self.flush, vol, snap
+        )
 
     def _owner(self, map_id: int) -> tuple[Volume, Snapshot | None]:
         for volume in self.volumes.values():

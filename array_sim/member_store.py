@@ -40,7 +40,7 @@ class MemberStore:
         return cls(path, capacity_pages)
 
     def _check(self, slot: int, offset: int, length: int) -> int:
-        if not (0 <= slot < self.capacity_pages and 0 <= offset and offset + length <= PAGE_SIZE):
+        if not (0 <= slot < self.capacity_pages and offset >= 0 and offset + length <= PAGE_SIZE):
             raise ValueError(f"slot {slot} [{offset}, +{length}) is outside the member")
         return slot * PAGE_SIZE + offset
 

@@ -178,7 +178,8 @@ class VolumeDevice:
                 continue
             first, last = -(-in_page // CHUNK_SIZE), (in_page + size) // CHUNK_SIZE
             if first < last and tables.clear_chunks(map_id, index, first, last):
-                edges = [(in_page, first * CHUNK_SIZE - in_page), (last * CHUNK_SIZE, in_page + size - last * CHUNK_SIZE)]
+                head = (in_page, first * CHUNK_SIZE - in_page)
+                edges = [head, (last * CHUNK_SIZE, in_page + size - last * CHUNK_SIZE)]
             else:
                 edges = [(in_page, size)]
             for start, span in edges:

@@ -4,9 +4,10 @@ Only one process may open a group's files. While a server runs, the CLI
 talks to it over a Unix socket in the group directory instead: one JSON
 object per line each way. The client says who it is
 (``{"account": ..., "interactive": ...}``), then sends ``{"line": ...}``
-for each input line (or ``{"words": [...]}`` for a command already split) and gets ``{"lines": [...], "prompt": ..., "asking":
-..., "closed": ...}`` back. Each client connection is one CLI ``Session``
-inside the server, so modes and confirmations work as they do locally;
+for each input line (or ``{"words": [...]}`` for a command already split)
+and gets ``{"lines": [...], "prompt": ..., "asking": ..., "closed": ...}``
+back. Each client connection is one CLI ``Session`` inside the server, so
+modes and confirmations work as they do locally;
 after every command the server brings its targets in line with the group.
 """
 

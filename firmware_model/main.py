@@ -9,6 +9,9 @@ from pathlib import Path
 from array_sim import EngineError, Group, GroupLocked, default_group_dir
 from array_sim.units import parse_size
 
+from .cli.session import CliSession, Session, run_command_line, run_interactive
+from .control import SOCKET_NAME, RemoteSession
+
 __all__ = ["main"]
 
 
@@ -65,9 +68,6 @@ def _init(args: argparse.Namespace, directory: Path) -> int:
 
 
 def _cli(args: argparse.Namespace, directory: Path) -> int:
-    from .cli.session import CliSession, Session, run_command_line, run_interactive
-    from .control import SOCKET_NAME, RemoteSession
-
     interactive = not args.words and sys.stdin.isatty()
     try:
         group = Group.open(directory)
@@ -84,8 +84,6 @@ def _cli(args: argparse.Namespace, directory: Path) -> int:
 
 
 def _run_cli(session: CliSession, args: argparse.Namespace) -> int:
-    from .cli.session import run_command_line, run_interactive
-
     if args.words:
         return run_command_line(session, args.words, sys.stdin, sys.stdout)
     return run_interactive(session, sys.stdin, sys.stdout)

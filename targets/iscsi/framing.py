@@ -141,9 +141,10 @@ class Framer:
             padded = (length + 3) // 4 * 4
             data = view[cursor : cursor + length]
             self.start = at + total
-            if self.data_digest and length:
-                if view[cursor + padded : cursor + padded + 4] != digest(view[cursor : cursor + padded]):
-                    raise DigestError(bytes(bhs))
+            if self.data_digest and length and (
+                view[cursor + padded : cursor + padded + 4] != digest(view[cursor : cursor + padded])
+            ):
+                raise DigestError(bytes(bhs))
             yield Frame(bhs, ahs, data)
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 __all__ = [
@@ -147,7 +147,7 @@ class Pdu:
         layout = cls.LAYOUT
         values = layout.packer.unpack(bhs)
         pdu = object.__new__(cls)
-        pdu.__dict__.update(zip(layout.fields, layout.pick(values)))
+        pdu.__dict__.update(zip(layout.fields, layout.pick(values), strict=True))
         pdu.__dict__.update(immediate=bool(values[0] & 0x40), ahs=bytes(ahs), data=data)
         return pdu
 

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from array_sim import Group
-from array_sim.units import GiB, PAGE_SIZE, SECTOR_SIZE
+from array_sim.units import PAGE_SIZE, SECTOR_SIZE, GiB
 from array_sim.volume_device import VolumeDevice
 
 #: Member size the tests create the group with (a sparse file).

@@ -113,7 +113,7 @@ class Model:
     def put(self, key: Key, offset: int, data: bytes | None, length: int, op_id: int) -> None:
         """Store ``data`` (None: zeros) at ``offset``."""
         chunks, origin = self.objects[key], self.origin[key]
-        assert 0 <= offset and offset + length <= len(chunks) * CHUNK_SIZE, (key, offset, length)
+        assert offset >= 0 and offset + length <= len(chunks) * CHUNK_SIZE, (key, offset, length)
         position, end = offset, offset + length
         while position < end:
             index = position // CHUNK_SIZE

@@ -60,7 +60,7 @@ class SocketLink:
                     self.closed = True
                     break
                 chunks.append(chunk)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             pass
         except ConnectionResetError:
             self.closed = True

@@ -171,7 +171,8 @@ def test_commands_are_executed_in_cmdsn_order_and_out_of_window_ones_dropped(gro
     replies = ini.exchange(early)
     assert [r.itt for r in replies] == [11, 10]
     assert group.device("open").read(0, 1) == b"B" * 512
-    stale = ScsiCommand(flags=0xA1, itt=12, expected_length=512, cmd_sn=(sn - 5) % 2**32, cdb=write10(0, 1).ljust(16, b"\0"),
+    stale = ScsiCommand(flags=0xA1, itt=12, expected_length=512, cmd_sn=(sn - 5) % 2**32,
+                        cdb=write10(0, 1).ljust(16, b"\0"),
                         data=b"C" * 512)  # fmt: skip
     assert ini.exchange(stale) == []
     assert group.device("open").read(0, 1) == b"B" * 512

@@ -94,7 +94,8 @@ def test_chap_one_way_and_mutual():
     identifier, challenge = int(offer["CHAP_I"]), decode_binary(offer["CHAP_C"])
     response = md5(bytes([identifier]), b"alice-secret-12", challenge)
     mine = b"\x01" * 16
-    answer = dict(chap.verify({"CHAP_N": "alice", "CHAP_R": "0x" + response.hex(), "CHAP_I": "9", "CHAP_C": "0x" + mine.hex()}))
+    keys = {"CHAP_N": "alice", "CHAP_R": "0x" + response.hex(), "CHAP_I": "9", "CHAP_C": "0x" + mine.hex()}
+    answer = dict(chap.verify(keys))
     assert chap.user == "alice"
     assert answer["CHAP_N"] == "group-0"
     assert decode_binary(answer["CHAP_R"]) == md5(bytes([9]), b"target-secret-1", mine)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from targets.iscsi.framing import Framer, FramingError, DigestError, digest, encode_pdu
+from targets.iscsi.framing import DigestError, Framer, FramingError, digest, encode_pdu
 from targets.iscsi.pdu import (
     PDU_TYPES,
     DataIn,

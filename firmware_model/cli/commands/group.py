@@ -1,4 +1,5 @@
-"""Group-wide commands: ``pool``, ``member``, ``grpparams``, ``cli-settings``, ``stty``, ``show``, ``whoami``, ``logout``.
+"""Group-wide commands: ``pool``, ``member``, ``grpparams``, ``cli-settings``, ``stty``, ``show``,
+``whoami``, ``logout``.
 
 ``pool select <p> show`` must print ``TotalCapacity:``, ``FreeSpace:``,
 ``VolumeReportedSpace:`` and ``TotalVolumes:`` (the Cinder driver's stats,
@@ -154,9 +155,10 @@ def grpparams(session: Session, words: Words) -> list[str]:
         return [title("Group Information"), *key_values(pairs, session.setting("formatoutput"))]
     if action in _DEFAULTS:
         key = _DEFAULTS[action][0]
-        value = (
-            words.keyword(SNAP_DEPLETION_POLICIES, "policy") if key == "snap_depletion" else percent_argument(words, action)
-        )
+        if key == "snap_depletion":
+            value: str | int = words.keyword(SNAP_DEPLETION_POLICIES, "policy")
+        else:
+            value = percent_argument(words, action)
         words.end()
         group.set_volume_default(key, value)
         return []
