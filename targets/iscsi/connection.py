@@ -15,8 +15,8 @@ Rules of this module:
 3. A malformed or out-of-place PDU gets a Reject carrying its header
    (section 11.17) and changes nothing; a PDU whose length cannot be trusted
    (header digest error, oversized segment) drops the connection.
-4. SCSI runs synchronously through ``targets.scsi``; this module only moves
-   its bytes: Data-Out in, Data-In and status out, residuals computed here.
+4. SCSI runs synchronously through ``targets.scsi``; ``scsi_tasks`` (mixed
+   in) moves its bytes: Data-Out in, Data-In and status out, with residuals.
 """
 
 from __future__ import annotations
@@ -24,20 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ..scsi import Command, Nexus, Result, ScsiTarget, SenseReason, Status, expected_data_out
-from ..scsi.sense import build_sense
+from ..scsi import Nexus, ScsiTarget
 from .framing import DigestError, Frame, Framer, FramingError, encode_pdu
 from .keys import encode_text, parse_text
 from .login import LoginMachine, LoginResult, Portal
 from .pdu import (
     FINAL,
-    OVERFLOW,
-    STATUS,
-    UNDERFLOW,
-    WRITE,
     AsyncMessage,
-    DataIn,
-    DataOut,
     LoginRequest,
     LogoutRequest,
     LogoutResponse,
@@ -45,28 +38,19 @@ from .pdu import (
     NopOut,
     Opcode,
     Pdu,
-    ReadyToTransfer,
     Reject,
+    RejectReason,
     ScsiCommand,
-    ScsiResponse,
     TaskManagementRequest,
     TextRequest,
     TextResponse,
 )
+from .scsi_tasks import ScsiTasks
 from .sequence import sn_add, sn_in_window
-from .task_management import lun_number, task_management
-from .tasks import TransferError, WriteTask, data_in_bursts
+from .task_management import task_management
+from .tasks import WriteTask
 
-__all__ = ["Connection", "Host", "RejectReason"]
-
-
-class RejectReason:
-    """Reject reasons (section 11.17.1)."""
-
-    DATA_DIGEST = 0x02
-    PROTOCOL_ERROR = 0x04
-    NOT_SUPPORTED = 0x05
-    INVALID_FIELD = 0x09
+__all__ = ["Connection", "Host"]
 
 
 class Host(Portal, Protocol):
@@ -77,7 +61,7 @@ class Host(Portal, Protocol):
     def session_started(self, connection: Connection) -> None: ...
 
 
-class Connection:
+class Connection(ScsiTasks):
     """The target side of one connection (and its session)."""
 
     def __init__(self, host: Host, peer_ip: str, tsih: int, queue_depth: int = 128) -> None:
@@ -244,112 +228,6 @@ class Connection:
             pdu.data = bytes(pdu.data)  # held: copy out of the receive buffer
         self._release_held()
 
-    # ---------------------------------------------------------- SCSI tasks
-
-    def _command(self, pdu: ScsiCommand) -> None:
-        if self.scsi is None:
-            self._respond(pdu.itt, Result(Status.CHECK_CONDITION), b"", pdu.expected_length, False, 0)
-            return
-        cdb = pdu.cdb + pdu.ahs[4:] if pdu.ahs[2:3] == b"\x01" else pdu.cdb
-        data = pdu.data
-        if data and (not self._immediate_data or len(data) > pdu.expected_length or not pdu.flags & WRITE):
-            self._reject(RejectReason.PROTOCOL_ERROR, pdu.encode())
-            return
-        lun = lun_number(pdu.lun)
-        if pdu.flags & WRITE and len(data) < pdu.expected_length:
-            task = WriteTask.start(
-                pdu.itt, lun, cdb, pdu.expected_length, pdu.cmd_sn, data,
-                self._initial_r2t, self._first_burst,
-            )  # fmt: skip
-            self.writes[pdu.itt] = task
-            self._solicit(task)
-            return
-        # Immediate data is used where it lies in the receive buffer: the command runs now.
-        self._execute(pdu.itt, lun, cdb, data, pdu.expected_length,
-                      reading=bool(pdu.flags & 0x40), writing=bool(pdu.flags & WRITE))  # fmt: skip
-
-    def _on_data_out(self, frame: Frame) -> None:
-        pdu = DataOut.decode(frame.bhs, frame.ahs, frame.data)
-        task = self.writes.get(pdu.itt)  # type: ignore[attr-defined]
-        if task is None:
-            self._reject(RejectReason.PROTOCOL_ERROR, bytes(frame.bhs))
-            return
-        try:
-            finished_r2t = task.accept(pdu.ttt, pdu.data_sn, pdu.buffer_offset, frame.data)  # type: ignore[attr-defined]
-        except TransferError:
-            # ErrorRecoveryLevel 0 cannot recover the sequence (section 7.1.5): the task ends
-            # with ABORTED COMMAND / DATA PHASE ERROR, nothing written, and the session goes on.
-            del self.writes[task.itt]
-            sense = build_sense(SenseReason.DATA_PHASE_ERROR, descriptor=False)
-            self._respond(task.itt, Result(Status.CHECK_CONDITION, sense=sense), b"", task.expected_length, True,
-                          task.r2t_sn)  # fmt: skip
-            return
-        if task.complete:
-            del self.writes[task.itt]
-            self._execute(task.itt, task.lun, task.cdb, task.buffer, task.expected_length, False, True, task.r2t_sn)
-        elif finished_r2t:
-            self._solicit(task)
-
-    def _solicit(self, task: WriteTask) -> None:
-        r2ts = task.next_r2ts(self._max_burst, self._max_r2t, self._new_ttt)
-        for ttt, r2t_sn, offset, length in r2ts:
-            self._send(
-                ReadyToTransfer(
-                    lun=0, itt=task.itt, ttt=ttt, stat_sn=self.stat_sn, exp_cmd_sn=self.exp_cmd_sn,
-                    max_cmd_sn=self._max_cmd_sn(), r2t_sn=r2t_sn, buffer_offset=offset, desired_length=length,
-                )  # fmt: skip
-            )
-
-    def _execute(
-        self, itt: int, lun: int, cdb: bytes, data_out: bytes | bytearray | memoryview, expected: int, reading: bool,
-        writing: bool, r2t_count: int = 0,
-    ) -> None:  # fmt: skip
-        assert self.scsi is not None and self.nexus is not None
-        result = self.scsi.execute(Command(cdb=cdb, data_out=data_out, nexus=self.nexus, lun=lun))
-        residual = 0
-        flags = 0
-        if writing:
-            needed = expected_data_out(cdb)
-            if expected < needed:
-                flags, residual = OVERFLOW, needed - expected
-            elif expected > needed:
-                flags, residual = UNDERFLOW, expected - needed
-        self._respond(itt, result, result.data_in if reading else b"", expected, writing, r2t_count, flags, residual)
-
-    def _respond(
-        self, itt: int, result: Result, data_in: bytes, expected: int, writing: bool, r2t_count: int,
-        flags: int = 0, residual: int = 0,
-    ) -> None:  # fmt: skip
-        """Data-In (with the status in the last one when it is GOOD) and, otherwise, a SCSI Response."""
-        if not writing:
-            if len(data_in) < expected:
-                flags, residual = UNDERFLOW, expected - len(data_in)
-            elif len(data_in) > expected:
-                flags, residual = OVERFLOW, len(data_in) - expected
-        payload = memoryview(data_in)[:expected]
-        pieces = data_in_bursts(len(payload), self._send_segment, self._max_burst)
-        collapse = result.status == Status.GOOD and not result.sense and bool(pieces)
-        for n, (offset, size, burst_end) in enumerate(pieces):
-            last = n == len(pieces) - 1
-            with_status = collapse and last
-            pdu_flags = (FINAL if burst_end else 0) | ((STATUS | flags) if with_status else 0)
-            self._send(
-                DataIn(
-                    flags=pdu_flags, status=result.status if with_status else 0, lun=0, itt=itt,
-                    data_sn=n, buffer_offset=offset, residual=residual if with_status else 0,
-                    data=payload[offset : offset + size], **self._sns(advance=with_status),
-                )  # fmt: skip
-            )
-        if collapse:
-            return
-        sense = len(result.sense).to_bytes(2, "big") + result.sense if result.sense else b""
-        self._send(
-            ScsiResponse(
-                flags=FINAL | flags, response=0, status=result.status, itt=itt,
-                exp_data_sn=len(pieces) + r2t_count, residual=residual, data=sense, **self._sns(advance=True),
-            )  # fmt: skip
-        )
-
     # ---------------------------------------------------- other requests
 
     def _nop_reply(self, pdu: NopOut) -> None:
@@ -379,7 +257,11 @@ class Connection:
         self._text_ttt = self._new_ttt() if more else 0xFFFFFFFF
         self._send(
             TextResponse(
-                flags=0x40 if more else FINAL, lun=pdu.lun, itt=pdu.itt, ttt=self._text_ttt, data=chunk,
+                flags=0x40 if more else FINAL,
+                lun=pdu.lun,
+                itt=pdu.itt,
+                ttt=self._text_ttt,
+                data=chunk,
                 **self._sns(advance=True),
             )  # fmt: skip
         )
@@ -450,5 +332,5 @@ class Connection:
         Opcode.TASK_MANAGEMENT_REQUEST: _on_ordered,
         Opcode.TEXT_REQUEST: _on_ordered,
         Opcode.LOGOUT_REQUEST: _on_ordered,
-        Opcode.DATA_OUT: _on_data_out,
+        Opcode.DATA_OUT: ScsiTasks._on_data_out,
     }

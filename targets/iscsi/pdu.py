@@ -43,6 +43,7 @@ __all__ = [
     "ReadyToTransfer",
     "AsyncMessage",
     "Reject",
+    "RejectReason",
     "PDU_TYPES",
     "BHS_LENGTH",
     "RESERVED_TAG",
@@ -96,6 +97,15 @@ class Layout:
     #: The typed fields among them, and how to pick their values out of an unpacked tuple.
     fields: tuple[str, ...]
     pick: Callable[[tuple[object, ...]], tuple[object, ...]]
+
+
+class RejectReason(IntEnum):
+    """Reject reasons (section 11.17.1)."""
+
+    DATA_DIGEST = 0x02
+    PROTOCOL_ERROR = 0x04
+    NOT_SUPPORTED = 0x05
+    INVALID_FIELD = 0x09
 
 
 def _layout(spec: str) -> Layout:
@@ -296,8 +306,7 @@ class NopIn(Pdu):
 
 @_pdu(
     Opcode.SCSI_RESPONSE,
-    "response:B status:B _lengths:I _r8:Q itt:I snack_tag:I "
-    f"{_TARGET_SN} exp_data_sn:I bidi_residual:I residual:I",
+    f"response:B status:B _lengths:I _r8:Q itt:I snack_tag:I {_TARGET_SN} exp_data_sn:I bidi_residual:I residual:I",
 )
 class ScsiResponse(Pdu):
     response: int = 0

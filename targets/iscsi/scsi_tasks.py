@@ -1,0 +1,182 @@
+"""SCSI tasks over iSCSI: a command's Data-Out gathered (R2T, immediate and unsolicited data),
+the command run through ``targets.scsi``, and its Data-In and status sent back with residuals.
+
+RFC 7143 sections 4.2.5 (data transfer), 11.3-11.8 (SCSI Command and Response,
+Data-In, Data-Out, R2T); a mixin of ``Connection``, whose sequence numbers and
+negotiated values it uses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..scsi import Command, Result, SenseReason, Status, expected_data_out
+from ..scsi.sense import build_sense
+from .framing import Frame
+from .pdu import (
+    FINAL,
+    OVERFLOW,
+    STATUS,
+    UNDERFLOW,
+    WRITE,
+    DataIn,
+    DataOut,
+    Pdu,
+    ReadyToTransfer,
+    RejectReason,
+    ScsiCommand,
+    ScsiResponse,
+)
+from .task_management import lun_number
+from .tasks import TransferError, WriteTask, data_in_bursts
+
+if TYPE_CHECKING:
+    from ..scsi import Nexus, ScsiTarget
+
+__all__ = ["ScsiTasks"]
+
+
+class ScsiTasks:
+    """The SCSI data path of a connection."""
+
+    if TYPE_CHECKING:
+        scsi: ScsiTarget | None
+        nexus: Nexus | None
+        writes: dict[int, WriteTask]
+        stat_sn: int
+        exp_cmd_sn: int
+        _send_segment: int
+        _max_burst: int
+        _first_burst: int
+        _max_r2t: int
+        _initial_r2t: bool
+        _immediate_data: bool
+
+        def _send(self, pdu: Pdu) -> None: ...
+        def _sns(self, advance: bool = False) -> dict[str, int]: ...
+        def _max_cmd_sn(self) -> int: ...
+        def _new_ttt(self) -> int: ...
+        def _reject(self, reason: int, bhs: bytes) -> None: ...
+
+    def _command(self, pdu: ScsiCommand) -> None:
+        if self.scsi is None:
+            self._respond(pdu.itt, Result(Status.CHECK_CONDITION), b"", pdu.expected_length, False, 0)
+            return
+        cdb = pdu.cdb + pdu.ahs[4:] if pdu.ahs[2:3] == b"\x01" else pdu.cdb
+        data = pdu.data
+        if data and (not self._immediate_data or len(data) > pdu.expected_length or not pdu.flags & WRITE):
+            self._reject(RejectReason.PROTOCOL_ERROR, pdu.encode())
+            return
+        lun = lun_number(pdu.lun)
+        if pdu.flags & WRITE and len(data) < pdu.expected_length:
+            task = WriteTask.start(
+                pdu.itt, lun, cdb, pdu.expected_length, pdu.cmd_sn, data,
+                self._initial_r2t, self._first_burst,
+            )  # fmt: skip
+            self.writes[pdu.itt] = task
+            self._solicit(task)
+            return
+        # Immediate data is used where it lies in the receive buffer: the command runs now.
+        self._execute(pdu.itt, lun, cdb, data, pdu.expected_length,
+                      reading=bool(pdu.flags & 0x40), writing=bool(pdu.flags & WRITE))  # fmt: skip
+
+    def _on_data_out(self, frame: Frame) -> None:
+        pdu = DataOut.decode(frame.bhs, frame.ahs, frame.data)
+        task = self.writes.get(pdu.itt)  # type: ignore[attr-defined]
+        if task is None:
+            self._reject(RejectReason.PROTOCOL_ERROR, bytes(frame.bhs))
+            return
+        try:
+            finished_r2t = task.accept(pdu.ttt, pdu.data_sn, pdu.buffer_offset, frame.data)  # type: ignore[attr-defined]
+        except TransferError:
+            # ErrorRecoveryLevel 0 cannot recover the sequence (section 7.1.5): the task ends
+            # with ABORTED COMMAND / DATA PHASE ERROR, nothing written, and the session goes on.
+            del self.writes[task.itt]
+            sense = build_sense(SenseReason.DATA_PHASE_ERROR, descriptor=False)
+            self._respond(task.itt, Result(Status.CHECK_CONDITION, sense=sense), b"", task.expected_length, True,
+                          task.r2t_sn)  # fmt: skip
+            return
+        if task.complete:
+            del self.writes[task.itt]
+            self._execute(task.itt, task.lun, task.cdb, task.buffer, task.expected_length, False, True, task.r2t_sn)
+        elif finished_r2t:
+            self._solicit(task)
+
+    def _solicit(self, task: WriteTask) -> None:
+        r2ts = task.next_r2ts(self._max_burst, self._max_r2t, self._new_ttt)
+        for ttt, r2t_sn, offset, length in r2ts:
+            self._send(
+                ReadyToTransfer(
+                    lun=0,
+                    itt=task.itt,
+                    ttt=ttt,
+                    stat_sn=self.stat_sn,
+                    exp_cmd_sn=self.exp_cmd_sn,
+                    max_cmd_sn=self._max_cmd_sn(),
+                    r2t_sn=r2t_sn,
+                    buffer_offset=offset,
+                    desired_length=length,
+                )  # fmt: skip
+            )
+
+    def _execute(
+        self, itt: int, lun: int, cdb: bytes, data_out: bytes | bytearray | memoryview, expected: int, reading: bool,
+        writing: bool, r2t_count: int = 0,
+    ) -> None:  # fmt: skip
+        assert self.scsi is not None and self.nexus is not None
+        result = self.scsi.execute(Command(cdb=cdb, data_out=data_out, nexus=self.nexus, lun=lun))
+        residual = 0
+        flags = 0
+        if writing:
+            needed = expected_data_out(cdb)
+            if expected < needed:
+                flags, residual = OVERFLOW, needed - expected
+            elif expected > needed:
+                flags, residual = UNDERFLOW, expected - needed
+        self._respond(itt, result, result.data_in if reading else b"", expected, writing, r2t_count, flags, residual)
+
+    def _respond(
+        self, itt: int, result: Result, data_in: bytes, expected: int, writing: bool, r2t_count: int,
+        flags: int = 0, residual: int = 0,
+    ) -> None:  # fmt: skip
+        """Data-In (with the status in the last one when it is GOOD) and, otherwise, a SCSI Response."""
+        if not writing:
+            if len(data_in) < expected:
+                flags, residual = UNDERFLOW, expected - len(data_in)
+            elif len(data_in) > expected:
+                flags, residual = OVERFLOW, len(data_in) - expected
+        payload = memoryview(data_in)[:expected]
+        pieces = data_in_bursts(len(payload), self._send_segment, self._max_burst)
+        collapse = result.status == Status.GOOD and not result.sense and bool(pieces)
+        for n, (offset, size, burst_end) in enumerate(pieces):
+            last = n == len(pieces) - 1
+            with_status = collapse and last
+            pdu_flags = (FINAL if burst_end else 0) | ((STATUS | flags) if with_status else 0)
+            self._send(
+                DataIn(
+                    flags=pdu_flags,
+                    status=result.status if with_status else 0,
+                    lun=0,
+                    itt=itt,
+                    data_sn=n,
+                    buffer_offset=offset,
+                    residual=residual if with_status else 0,
+                    data=payload[offset : offset + size],
+                    **self._sns(advance=with_status),
+                )  # fmt: skip
+            )
+        if collapse:
+            return
+        sense = len(result.sense).to_bytes(2, "big") + result.sense if result.sense else b""
+        self._send(
+            ScsiResponse(
+                flags=FINAL | flags,
+                response=0,
+                status=result.status,
+                itt=itt,
+                exp_data_sn=len(pieces) + r2t_count,
+                residual=residual,
+                data=sense,
+                **self._sns(advance=True),
+            )  # fmt: skip
+        )
