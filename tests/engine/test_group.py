@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -29,13 +28,11 @@ from array_sim import (
 from array_sim.access_admin import CLI_SETTINGS
 from array_sim.units import CHUNK_SIZE, PAGE_SIZE, SECTOR_SIZE, GiB, MiB
 
+from .helpers import state
+
 SPP = PAGE_SIZE // SECTOR_SIZE
 WHEN = datetime(2024, 5, 6, 7, 8, 9)
 IQN_RE = re.compile(r"^iqn\.2001-05\.com\.equallogic:0-8a0906-([0-9a-f]{9})-([0-9a-f]{16})-(.+)$")
-CATALOG_TABLES = (
-    "group_params", "pools", "members", "volumes", "snapshots", "phys_pages",
-    "page_map", "access_records", "chap_users", "cli_settings",
-)  # fmt: skip
 
 
 @pytest.fixture
@@ -47,16 +44,6 @@ def group(tmp_path: Path) -> Iterator[Group]:
 
 def data(tag: int, length: int = CHUNK_SIZE) -> bytes:
     return random.Random(tag).randbytes(length)
-
-
-def state(group: Group) -> tuple[object, ...]:
-    """Catalog rows (but the event log) and the in-memory records, for 'nothing changed' checks."""
-    db = group.catalog.db
-    rows = {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall()) for table in CATALOG_TABLES}
-    volumes = [asdict(v) for v in group.volume_list()]
-    snapshots = sorted((asdict(s) for s in group.snapshots.values()), key=lambda s: s["id"])
-    maps = {m: dict(t) for m, t in group.tables.maps.items() if t}
-    return rows, volumes, snapshots, maps, {p: group.pool_free(p) for p in group.pools}, group.members()
 
 
 def read(group: Group, volume: str, snapshot: str | None = None, lba: int = 0, count: int = 8) -> bytes:

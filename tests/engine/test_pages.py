@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -13,12 +12,10 @@ from array_sim import DeviceOffline, Extent, Group, OutOfRange, WriteProtected
 from array_sim.pages import PhysPage
 from array_sim.units import CHUNK_SIZE, CHUNKS_PER_PAGE, PAGE_SIZE, SECTOR_SIZE, GiB, MiB
 
+from .helpers import state
+
 SPP = PAGE_SIZE // SECTOR_SIZE  # sectors per page
 SPC = CHUNK_SIZE // SECTOR_SIZE  # sectors per chunk
-CATALOG_TABLES = (
-    "group_params", "pools", "members", "volumes", "snapshots", "phys_pages",
-    "page_map", "access_records", "chap_users", "cli_settings",
-)  # fmt: skip
 
 
 @pytest.fixture
@@ -31,16 +28,6 @@ def group(tmp_path: Path) -> Group:
 def pattern(tag: int, length: int) -> bytes:
     """Data that differs for every tag and every position (seeded, so repeatable)."""
     return random.Random(tag).randbytes(length)
-
-
-def state(group: Group) -> tuple[object, ...]:
-    """Catalog rows (but the event log) and the in-memory records, for 'nothing changed' checks."""
-    db = group.catalog.db
-    rows = {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall()) for table in CATALOG_TABLES}
-    volumes = [asdict(v) for v in group.volume_list()]
-    snapshots = sorted((asdict(s) for s in group.snapshots.values()), key=lambda s: s["id"])
-    maps = {m: dict(t) for m, t in group.tables.maps.items() if t}
-    return rows, volumes, snapshots, maps, {p: group.pool_free(p) for p in group.pools}, group.members()
 
 
 def physical(group: Group, map_id: int, page: int) -> PhysPage:

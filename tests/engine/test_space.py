@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -24,11 +23,9 @@ from array_sim import DeviceOffline, Group, InvalidRequest, NoSpace, SpaceExhaus
 from array_sim.space import SpaceAccounting
 from array_sim.units import CHUNK_SIZE, PAGE_SIZE, SECTOR_SIZE
 
+from .helpers import state
+
 SPP = PAGE_SIZE // SECTOR_SIZE
-CATALOG_TABLES = (
-    "group_params", "pools", "members", "volumes", "snapshots", "phys_pages",
-    "page_map", "access_records", "chap_users", "cli_settings",
-)  # fmt: skip
 
 MakeGroup = Callable[[int], Group]
 
@@ -52,16 +49,6 @@ def make_group(tmp_path: Path) -> Iterator[MakeGroup]:
 
 def data(tag: int, length: int = CHUNK_SIZE) -> bytes:
     return random.Random(tag).randbytes(length)
-
-
-def state(group: Group) -> tuple[object, ...]:
-    """Catalog rows (but the event log) and the in-memory records, for 'nothing changed' checks."""
-    db = group.catalog.db
-    rows = {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall()) for table in CATALOG_TABLES}
-    volumes = [asdict(v) for v in group.volume_list()]
-    snapshots = sorted((asdict(s) for s in group.snapshots.values()), key=lambda s: s["id"])
-    maps = {m: dict(t) for m, t in group.tables.maps.items() if t}
-    return rows, volumes, snapshots, maps, {p: group.pool_free(p) for p in group.pools}, group.members()
 
 
 def contents(group: Group) -> dict[tuple[str, str | None], list[str]]:

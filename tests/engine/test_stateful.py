@@ -34,6 +34,8 @@ from array_sim import DeviceOffline, Group, InvalidRequest, OutOfRange, WritePro
 from array_sim.space import SpaceAccounting
 from array_sim.units import CHUNK_SIZE, PAGE_SIZE, SECTOR_SIZE, GiB, MiB, pages_for
 
+from .helpers import catalog_rows
+
 SECTORS_PER_PAGE = PAGE_SIZE // SECTOR_SIZE
 SECTORS_PER_CHUNK = CHUNK_SIZE // SECTOR_SIZE
 ZERO_CHUNK = bytes(CHUNK_SIZE)
@@ -64,10 +66,6 @@ _PROFILES = {
     ),
 }
 
-CATALOG_TABLES = (
-    "group_params", "pools", "members", "volumes", "snapshots", "phys_pages",
-    "page_map", "access_records", "chap_users", "cli_settings",
-)  # fmt: skip
 
 
 def _profile() -> settings:
@@ -175,12 +173,6 @@ def sector_ranges(num_blocks: int) -> st.SearchStrategy[tuple[int, int]]:
         return lba, max(1, min(pair[1], num_blocks - lba))
 
     return st.one_of(choices).map(clamp)
-
-
-def catalog_rows(group: Group) -> dict[str, list[tuple[object, ...]]]:
-    """Every catalog row except the event log (failures may log an event)."""
-    db = group.catalog.db
-    return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall()) for table in CATALOG_TABLES}
 
 
 def group_state(group: Group) -> tuple[object, ...]:
