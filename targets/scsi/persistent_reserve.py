@@ -144,6 +144,13 @@ def _attention(req: Request, reason: SenseReason, regs: list[RegistrationId]) ->
     lu.unit_attention.establish(reason, only=targets, exclude=req.nexus)
 
 
+def _preempt_registrations(req: Request, state: Reservations, removed: list[RegistrationId]) -> None:
+    """Drop preempted registrations and tell their nexuses (REGISTRATIONS PREEMPTED)."""
+    for r in removed:
+        del state.registrations[r]
+    _attention(req, SenseReason.UA_REGISTRATIONS_PREEMPTED, removed)
+
+
 def _others(state: Reservations, reg: RegistrationId) -> list[RegistrationId]:
     return [r for r in state.registrations if r != reg]
 
@@ -245,9 +252,7 @@ def preempt(req: Request) -> None:
             removed = [r for r in _others(state, reg) if state.registrations[r] == params.sa_key]
             if not removed:
                 raise ReservationConflict()
-        for r in removed:
-            del state.registrations[r]
-        _attention(req, SenseReason.UA_REGISTRATIONS_PREEMPTED, removed)
+        _preempt_registrations(req, state, removed)
         state.bump()
         return
     if params.sa_key == 0:
@@ -256,17 +261,13 @@ def preempt(req: Request) -> None:
         removed = [r for r in state.registrations if state.registrations[r] == params.sa_key]
         if not removed:
             raise ReservationConflict()
-        for r in removed:
-            del state.registrations[r]
-        _attention(req, SenseReason.UA_REGISTRATIONS_PREEMPTED, removed)
+        _preempt_registrations(req, state, removed)
         state.bump()
         return
     previous = state.type
     removed = [r for r in _others(state, reg) if state.registrations[r] == params.sa_key]
-    for r in removed:
-        del state.registrations[r]
+    _preempt_registrations(req, state, removed)
     state.type, state.holder = kind, reg
-    _attention(req, SenseReason.UA_REGISTRATIONS_PREEMPTED, removed)
     if previous is not kind:
         _attention(req, SenseReason.UA_RESERVATIONS_RELEASED, _others(state, reg))
     state.bump()

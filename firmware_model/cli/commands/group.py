@@ -19,6 +19,7 @@ from array_sim.units import PAGE_SIZE, format_size
 from ..formatting import key_values, table, title
 from ..words import CliError, Words
 from . import volume as volume_commands
+from .chapuser import chapuser
 from .options import enable_argument, on_off_argument, percent_argument
 
 if TYPE_CHECKING:
@@ -228,8 +229,6 @@ def show(session: Session, words: Words) -> list[str]:
         return _pool_table(session)
     if noun == "member":
         return member(session, Words(["show"]))
-    from .chapuser import chapuser
-
     return chapuser(session, Words(["show"]))
 
 
