@@ -27,7 +27,7 @@ from .block import DeviceOffline, SpaceExhausted
 from .catalog import SCHEMA_VERSION, Catalog
 from .chunk_map import ChunkMap
 from .errors import GroupLocked, InvalidRequest, NotFound
-from .member_store import MemberStore
+from .member_store import FileStore
 from .naming import valid_object_name
 from .pages import PageTables
 from .pool import Placement
@@ -93,7 +93,7 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             "SELECT id, name, pool_id, capacity_pages, store FROM members"
         ):
             path = self.directory / store
-            self.placement.add_member(member_id, name, pool_id, path, capacity)
+            self.placement.add_member(member_id, name, pool_id, FileStore(path, capacity))
             chunk_maps[member_id] = ChunkMap(PageTables.chunk_map_path(path), capacity)
         self.tables = PageTables(self.catalog, self.placement, chunk_maps)
         self.space = SpaceAccounting(self.tables)
@@ -223,7 +223,7 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             raise InvalidRequest(f"Member {name} already exists.")
         relative = f"members/{name}.store"
         path = self.directory / relative
-        MemberStore.create(path, capacity).close()
+        FileStore.create(path, capacity).close()
         ChunkMap.create(PageTables.chunk_map_path(path), capacity).close()
         with self.catalog.transaction() as db:
             member_id = int(
@@ -233,7 +233,7 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
                 ).lastrowid
                 or 0
             )
-        self.placement.add_member(member_id, name, pool_id, path, capacity)
+        self.placement.add_member(member_id, name, pool_id, FileStore(path, capacity))
         self.tables.chunk_maps[member_id] = ChunkMap(PageTables.chunk_map_path(path), capacity)
 
     def members(self) -> list[tuple[str, str, int, int]]:

@@ -1,26 +1,95 @@
-"""A member's storage: fixed 15 MiB page slots in one sparse disk file.
+"""A member's storage seen from the page layer: numbered 15 MiB page slots.
 
-This is the narrow interface that RAID over several disk files replaces in a
-later issue: allocate nothing, know nothing of volumes, just read and write
-bytes inside a numbered slot. Writes go straight to the file with
-``pwrite``, so an acknowledged write is in the OS page cache and survives
-``kill -9``; ``flush`` adds ``fsync`` for power loss. A freed slot keeps its
-disk blocks until it is reused (punching a hole costs up to 0.7 s per page
-on a file system mounted with ``discard``), so the file never shrinks.
+Rules of this module:
+
+1. ``SlotStore`` is the whole contract between the page layer and a member's
+   storage (RAID, disk files). A store allocates nothing and knows nothing of
+   volumes: it reads and writes bytes inside a numbered slot. Every store
+   (``FileStore``, ``MemoryStore``, the RAID stores of ``array_sim.raid``)
+   runs the same shared test suite (``tests/engine/store_contract.py``).
+2. A write returns once the data is in the OS page cache (``pwrite``), so an
+   acknowledged write survives ``kill -9``; ``flush`` adds ``fsync`` for power
+   loss.
+3. A store that can no longer return correct data raises ``MemberOffline``
+   (a ``DeviceOffline``: SPC-5 LOGICAL UNIT NOT READY) and never returns
+   wrong bytes.
+4. Long work (RAID reconstruction, verification) runs in small slices through
+   ``background_step``, so the engine's owner can interleave it with I/O.
+5. A freed slot keeps its disk blocks until it is reused (punching a hole
+   costs up to 0.7 s per page on a file system mounted with ``discard``), so a
+   store's files never shrink.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from .block import DeviceOffline
 from .units import PAGE_SIZE
 
-__all__ = ["MemberStore"]
+__all__ = ["MemberOffline", "StoreHealth", "SlotStore", "FileStore", "MemoryStore", "EventSink", "check_range"]
+
+#: ``(level, message)`` of an event a store reports (disk failed, spare in use, ...).
+EventSink = Callable[[str, str], None]
 
 
-class MemberStore:
-    """Page slots ``0 .. capacity_pages-1`` of one member, backed by a sparse file."""
+class MemberOffline(DeviceOffline):
+    """The member lost more disks than its RAID policy tolerates; its data cannot be read."""
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What ``member select M show`` reports of a store (names from EQLMEMBER-MIB)."""
+
+    #: ok, degraded, reconstructing, verifying or failed (eqlMemberRaidStatus).
+    raid_status: str = "ok"
+    #: Progress of reconstruction or verification, 0-100 (eqlMemberRaidPercentage).
+    percentage: int = 0
+    #: Hot spares ready to take a failed disk's place.
+    spares: int = 0
+    #: False once the member is beyond its tolerance (eqlMemberState off-line).
+    online: bool = True
+
+
+class SlotStore(Protocol):
+    """Page slots ``0 .. capacity_pages-1`` of one member."""
+
+    capacity_pages: int
+
+    def read(self, slot: int, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` inside ``slot`` (raises MemberOffline if they are lost)."""
+        ...
+
+    def write(self, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` at ``offset`` inside ``slot``; returns once the OS has it."""
+        ...
+
+    def flush(self) -> None:
+        """Make every write so far durable against power loss."""
+        ...
+
+    def close(self) -> None: ...
+
+    def health(self) -> StoreHealth: ...
+
+    def background_step(self, budget: int) -> bool:
+        """Do up to about ``budget`` bytes of long work; True while more remains."""
+        ...
+
+
+def check_range(capacity_pages: int, slot: int, offset: int, length: int) -> int:
+    """The member-wide byte position of ``(slot, offset)``, after a bounds check."""
+    if not (0 <= slot < capacity_pages and offset >= 0 and length >= 0 and offset + length <= PAGE_SIZE):
+        raise ValueError(f"slot {slot} [{offset}, +{length}) is outside the member")
+    return slot * PAGE_SIZE + offset
+
+
+class FileStore:
+    """A member without RAID: every slot in one sparse file (groups made before RAID)."""
 
     def __init__(self, path: Path, capacity_pages: int) -> None:
         self.path = path
@@ -31,7 +100,7 @@ class MemberStore:
             raise ValueError(f"member store {path} does not have {capacity_pages} pages")
 
     @classmethod
-    def create(cls, path: Path, capacity_pages: int) -> MemberStore:
+    def create(cls, path: Path, capacity_pages: int) -> FileStore:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, capacity_pages * PAGE_SIZE)
@@ -39,22 +108,14 @@ class MemberStore:
             os.close(fd)
         return cls(path, capacity_pages)
 
-    def _check(self, slot: int, offset: int, length: int) -> int:
-        if not (0 <= slot < self.capacity_pages and offset >= 0 and offset + length <= PAGE_SIZE):
-            raise ValueError(f"slot {slot} [{offset}, +{length}) is outside the member")
-        return slot * PAGE_SIZE + offset
-
     def read(self, slot: int, offset: int, length: int) -> bytes:
-        """Read ``length`` bytes at ``offset`` inside ``slot``."""
-        position = self._check(slot, offset, length)
-        data = os.pread(self._fd, length, position)
+        data = os.pread(self._fd, length, check_range(self.capacity_pages, slot, offset, length))
         if len(data) != length:
             raise OSError(f"short read from {self.path}")
         return data
 
     def write(self, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
-        """Write ``data`` at ``offset`` inside ``slot``; returns once the OS has it."""
-        position = self._check(slot, offset, len(data))
+        position = check_range(self.capacity_pages, slot, offset, len(data))
         view = memoryview(data)
         while view:
             written = os.pwrite(self._fd, view, position)
@@ -67,3 +128,40 @@ class MemberStore:
     def close(self) -> None:
         os.close(self._fd)
 
+    def health(self) -> StoreHealth:
+        return StoreHealth()
+
+    def background_step(self, budget: int) -> bool:
+        return False
+
+
+class MemoryStore:
+    """Slots in memory, for fast tests of the layers above (allocated lazily per slot)."""
+
+    def __init__(self, capacity_pages: int) -> None:
+        self.capacity_pages = capacity_pages
+        self._slots: dict[int, bytearray] = {}
+
+    def read(self, slot: int, offset: int, length: int) -> bytes:
+        check_range(self.capacity_pages, slot, offset, length)
+        page = self._slots.get(slot)
+        return bytes(page[offset : offset + length]) if page is not None else bytes(length)
+
+    def write(self, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
+        check_range(self.capacity_pages, slot, offset, len(data))
+        page = self._slots.get(slot)
+        if page is None:
+            page = self._slots[slot] = bytearray(PAGE_SIZE)
+        page[offset : offset + len(data)] = data
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._slots.clear()
+
+    def health(self) -> StoreHealth:
+        return StoreHealth()
+
+    def background_step(self, budget: int) -> bool:
+        return False

@@ -9,10 +9,9 @@ the way the array's capacity load balancer does over time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .block import SpaceExhausted
-from .member_store import MemberStore
+from .member_store import SlotStore
 
 __all__ = ["Member", "Placement", "PageAddress"]
 
@@ -27,7 +26,7 @@ class Member:
     id: int
     name: str
     pool_id: int
-    store: MemberStore
+    store: SlotStore
     #: Slots at or above this have never been used.
     high_water: int = 0
     #: Slots below ``high_water`` that are free again, used before new ones.
@@ -56,8 +55,7 @@ class Placement:
     def __init__(self) -> None:
         self.members: dict[int, Member] = {}
 
-    def add_member(self, member_id: int, name: str, pool_id: int, store_path: Path, capacity_pages: int) -> None:
-        store = MemberStore(store_path, capacity_pages)
+    def add_member(self, member_id: int, name: str, pool_id: int, store: SlotStore) -> None:
         self.members[member_id] = Member(member_id, name, pool_id, store)
 
     def mark_used(self, slots_by_member: dict[int, set[int]]) -> None:
@@ -83,7 +81,7 @@ class Placement:
         member_id, slot = address
         self.members[member_id].freed.append(slot)
 
-    def store(self, member_id: int) -> MemberStore:
+    def store(self, member_id: int) -> SlotStore:
         return self.members[member_id].store
 
     def pool_capacity(self, pool_id: int) -> int:

@@ -419,7 +419,7 @@ class _CatalogConnection:
 def install_crash_point(point: int, log: AckLog) -> None:
     """SIGKILL this process at the ``point``-th I/O event of the engine, counted from Group.open.
 
-    Events: before and after every catalog COMMIT, every ``MemberStore.write``
+    Events: before and after every catalog COMMIT, every ``FileStore.write`` (``MemberStore`` before RAID)
     (which is split in two ``pwrite`` halves with an event between them, to
     leave a torn write), and every ``MemberStore.discard`` (hole punch) and
     ``ChunkMap.clear``/``forget``/``mark`` (chunk presence), for those of these
@@ -429,7 +429,9 @@ def install_crash_point(point: int, log: AckLog) -> None:
     """
     from array_sim.catalog import Catalog
     from array_sim.chunk_map import ChunkMap
-    from array_sim.member_store import MemberStore
+    from array_sim import member_store
+
+    MemberStore = getattr(member_store, "FileStore", None) or member_store.MemberStore
 
     count = 0
 
