@@ -126,7 +126,10 @@ class FileStore:
         os.fsync(self._fd)
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Close the file; closing again does nothing."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def health(self) -> StoreHealth:
         return StoreHealth()
