@@ -20,11 +20,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Catalog", "SCHEMA_VERSION"]
+from .migrations import migrate
 
-SCHEMA_VERSION = 1
+__all__ = ["Catalog"]
 
-_SCHEMA = """
+#: The catalog as release 0.1 made it (schema version 1); later versions are
+#: reached by the steps of migrations.py, for new and old groups alike.
+_SCHEMA_1 = """
 CREATE TABLE group_params (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE pools (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE members (
@@ -101,9 +103,8 @@ class Catalog:
     def create(cls, path: Path) -> Catalog:
         """Create a new, empty catalog file at ``path``."""
         catalog = cls(path)
-        catalog.db.executescript(
-            "BEGIN;" + _SCHEMA + f"INSERT INTO group_params VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
-        )
+        catalog.db.executescript("BEGIN;" + _SCHEMA_1 + "INSERT INTO group_params VALUES ('schema_version', '1');COMMIT;")
+        migrate(catalog.db, str(path.parent))
         return catalog
 
     @contextmanager

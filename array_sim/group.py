@@ -24,10 +24,11 @@ from typing import TypeVar
 
 from .access_admin import AccessAdmin
 from .block import DeviceOffline, SpaceExhausted
-from .catalog import SCHEMA_VERSION, Catalog
+from .catalog import Catalog
 from .chunk_map import ChunkMap
 from .errors import GroupLocked, InvalidRequest, NotFound
 from .member_store import FileStore
+from .migrations import migrate
 from .naming import valid_object_name
 from .pages import PageTables
 from .pool import Placement
@@ -79,13 +80,12 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             os.close(self._lock_fd)
             raise GroupLocked(f"the group in {self.directory} is open in another process") from None
         self.catalog = Catalog(self.directory / Catalog.FILE_NAME)
-        version = self.catalog.param("schema_version")
-        if version != str(SCHEMA_VERSION):
+        try:
+            migrate(self.catalog.db, str(self.directory))
+        except BaseException:
             self.catalog.close()
             os.close(self._lock_fd)
-            raise InvalidRequest(
-                f"the group in {self.directory} has catalog schema {version}; this array-sim reads {SCHEMA_VERSION}"
-            )
+            raise
         self.placement = Placement()
         chunk_maps: dict[int, ChunkMap] = {}
         self.pools: dict[int, str] = dict(self.catalog.db.execute("SELECT id, name FROM pools"))

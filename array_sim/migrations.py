@@ -1,0 +1,88 @@
+"""Catalog schema migrations: every group made by an earlier array-sim opens in this one.
+
+Rules of this module:
+
+1. The catalog's schema version is ``PRAGMA user_version``. Release 0.1 kept
+   it as ``group_params.schema_version = '1'`` instead (user_version 0), so a
+   catalog with user_version 0 reads its version from there.
+2. ``MIGRATIONS`` is an ordered table: step N turns a version N-1 catalog into
+   version N. Each step runs in one transaction together with the new
+   user_version, so a crash mid-migration leaves the previous version intact.
+3. A new catalog is made by the version 1 script followed by every step, so
+   new groups and migrated groups have the same schema by construction (and
+   every step is exercised by every test that makes a group).
+4. A catalog newer than ``SCHEMA_VERSION`` is refused: an older array-sim
+   cannot know what the newer tables mean.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from .errors import InvalidRequest
+
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "schema_version", "migrate"]
+
+
+def _members_describe_their_storage(db: sqlite3.Connection) -> None:
+    """Version 2: a member's storage is described, not just located (RAID over disk files).
+
+    ``layout`` is ``file`` (one sparse file, as release 0.1 made), ``unconfigured``
+    (an array added to the group whose RAID policy is not set yet) or a RAID
+    policy name; ``store`` is then the member's directory of disk files.
+    """
+    db.execute("ALTER TABLE members ADD COLUMN layout TEXT NOT NULL DEFAULT 'file'")
+    db.execute("ALTER TABLE members ADD COLUMN disks INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE members ADD COLUMN disk_size INTEGER NOT NULL DEFAULT 0")
+    db.execute("DELETE FROM group_params WHERE key = 'schema_version'")
+
+
+def _events_have_codes(db: sqlite3.Connection) -> None:
+    """Version 3: events carry the member they concern (or '' for the group)."""
+    db.execute("ALTER TABLE events ADD COLUMN member TEXT NOT NULL DEFAULT ''")
+
+
+#: (version reached, what the step does); applied in order.
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
+    (2, _members_describe_their_storage),
+    (3, _events_have_codes),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The catalog's schema version (rule 1)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version:
+        return version
+    try:
+        row = db.execute("SELECT value FROM group_params WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    if row is None:
+        raise InvalidRequest("the catalog has no schema version; it was not made by array-sim")
+    return int(row[0])
+
+
+def migrate(db: sqlite3.Connection, where: str) -> int:
+    """Bring the catalog to ``SCHEMA_VERSION``, one transaction per step; returns the version found."""
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise InvalidRequest(
+            f"the group in {where} has catalog schema {found}, made by a newer array-sim; this one reads up to "
+            f"{SCHEMA_VERSION}"
+        )
+    for version, step in MIGRATIONS:
+        if version <= found:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            step(db)
+            db.execute(f"PRAGMA user_version = {version}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    return found
