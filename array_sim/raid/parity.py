@@ -9,8 +9,8 @@ Rules of this module:
    here can be checked by, or handed to, either of them.
 2. **Plain numpy, no compiled dependency.** Q is computed with md's ``int.uc`` trick: Horner's rule
    from the highest index (q = 2*q ^ D_i), where the multiply by 2 works on eight bytes at once in
-   a uint64 lane: shift every byte left by one and xor 0x1d into the bytes whose top bit fell off
-   (done byte-wise on a uint8 view of the lanes, which takes fewer numpy passes).
+   a uint64 lane: shift every byte left by one and xor 0x1d into the bytes whose top bit fell off.
+   Here the same arithmetic runs byte-wise on whole uint8 arrays, which takes fewer numpy passes.
    That is a handful of whole-array numpy operations per strip, a few GiB/s on one core, so the
    full-stripe write path needs no C. Work is done in cache-sized chunks of the strips.
 3. **Multiplying by an arbitrary constant uses tables** (two-data recovery, Q read-modify-write):
@@ -79,9 +79,9 @@ GF_EXP, GF_LOG, GF_MUL, GF_INV = _build_tables()
 
 _POLY_LOW = np.uint8(POLYNOMIAL & 0xFF)  # 0x1d
 
-#: uint64 lanes per chunk: 64 KiB of each strip. Smaller chunks lose more to numpy's per-call
-#: overhead than they gain in cache hits (measured on the 2-vCPU development VM).
-_CHUNK_LANES = 8192
+#: Bytes of each strip per chunk. Smaller chunks lose more to numpy's per-call overhead than they
+#: gain in cache hits (measured on the 2-vCPU development VM).
+_CHUNK = 65536
 
 
 def _u8(buf: Buffer, name: str = "strip") -> np.ndarray:
@@ -110,54 +110,46 @@ def _strips_u8(strips: Sequence[Buffer | None]) -> tuple[list[np.ndarray | None]
 
 
 def _mul2(q: np.ndarray, scratch: np.ndarray) -> None:
-    """q = 2 * q in GF(2^8) for every byte of q (uint64 lanes); scratch: as many uint8 as q has bytes.
+    """q = 2 * q in GF(2^8) for every byte of q (uint8), in place; scratch: a uint8 array like q.
 
-    md's int.uc does this on a machine word as MASK(v) & 0x1d ^ SHLBYTE(v). Here the bytes are
-    worked on directly, which needs fewer numpy passes: the sign of each byte read as int8 says
-    whether its top bit falls off, and the byte-wise add q + q shifts without carrying into the
-    neighbouring byte.
+    md's int.uc does this on a machine word as SHLBYTE(v) ^ (MASK(v) & 0x1d). Working on the bytes
+    directly needs fewer numpy passes: the sign of each byte read as int8 says whether its top bit
+    falls off, and the byte-wise add q + q is the shift with no carry into the neighbouring byte.
     """
-    q8 = q.view(np.uint8)
-    np.less(q8.view(np.int8), 0, out=scratch.view(np.bool_))  # 1 where the top bit is set
-    np.add(q8, q8, out=q8)
+    np.less(q.view(np.int8), 0, out=scratch.view(np.bool_))  # 1 where the top bit is set
+    np.add(q, q, out=q)
     np.multiply(scratch, _POLY_LOW, out=scratch)  # ... 0x1d there, 0 elsewhere
-    np.bitwise_xor(q8, scratch, out=q8)
+    np.bitwise_xor(q, scratch, out=q)
 
 
-def _syndrome(lanes: Sequence[np.ndarray | None], n: int, want_p: bool, want_q: bool) -> tuple[Any, Any]:
-    """P and/or Q (uint64 lanes) of the strips, a missing strip (None) counting as zeros."""
-    top = max((i for i, d in enumerate(lanes) if d is not None), default=-1)
-    alloc = np.zeros if top < 0 else np.empty  # the top strip's chunk is copied in before use
-    p = alloc(n, dtype=np.uint64) if want_p else None
-    q = alloc(n, dtype=np.uint64) if want_q else None
-    scratch = np.empty(8 * min(n, _CHUNK_LANES), dtype=np.uint8)
-    for start in range(0, n, _CHUNK_LANES):
-        stop = min(start + _CHUNK_LANES, n)
-        pc = None if p is None else p[start:stop]
-        qc = None if q is None else q[start:stop]
-        sc = scratch[: 8 * (stop - start)]
+def _syndrome(
+    strips: Sequence[np.ndarray | None], size: int, want_p: bool, want_q: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """P and/or Q of the strips (flat uint8), a missing strip (None) counting as zeros.
+
+    P and Q are the rows of one (2, size) array, so each data strip is folded into both with one
+    numpy call; Q's row is multiplied by 2 between strips (Horner, highest index first).
+    """
+    top = max((i for i, d in enumerate(strips) if d is not None), default=-1)
+    alloc = np.zeros if top < 0 else np.empty  # otherwise the top strip is copied in first
+    out = alloc((int(want_p) + int(want_q), size), dtype=np.uint8)
+    scratch = np.empty(min(size, _CHUNK), dtype=np.uint8)
+    for start in range(0, size, _CHUNK):
+        stop = min(start + _CHUNK, size)
+        chunk = out[:, start:stop]
+        qc = chunk[-1] if want_q else None
+        sc = scratch[: stop - start]
         for i in range(top, -1, -1):
-            d = lanes[i]
             if qc is not None and i != top:
                 _mul2(qc, sc)
+            d = strips[i]
             if d is None:
                 continue
-            dc = d[start:stop]
             if i == top:
-                if qc is not None:
-                    qc[...] = dc
-                if pc is not None:
-                    pc[...] = dc
-                continue
-            if qc is not None:
-                np.bitwise_xor(qc, dc, out=qc)
-            if pc is not None:
-                np.bitwise_xor(pc, dc, out=pc)
-    return p, q
-
-
-def _lanes(views: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
-    return [None if v is None else v.view(np.uint64) for v in views]
+                chunk[...] = d[start:stop]
+            else:
+                np.bitwise_xor(chunk, d[start:stop], out=chunk)
+    return (out[0] if want_p else None), (out[-1] if want_q else None)
 
 
 def xor_parity(strips: Sequence[Buffer]) -> np.ndarray:
@@ -172,8 +164,8 @@ def xor_parity(strips: Sequence[Buffer]) -> np.ndarray:
     views, size = _strips_u8(strips)
     if any(v is None for v in views):
         raise ValueError("xor_parity: a strip is None")
-    p, _ = _syndrome(_lanes(views), size // 8, want_p=True, want_q=False)
-    return p.view(np.uint8)
+    p, _ = _syndrome(views, size, want_p=True, want_q=False)
+    return p
 
 
 def pq_parity(strips: Sequence[Buffer]) -> tuple[np.ndarray, np.ndarray]:
@@ -190,8 +182,8 @@ def pq_parity(strips: Sequence[Buffer]) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("pq_parity: a strip is None")
     if len(views) > 255:
         raise ValueError(f"RAID 6 over GF(2^8) takes at most 255 data strips, not {len(views)}")
-    p, q = _syndrome(_lanes(views), size // 8, want_p=True, want_q=True)
-    return p.view(np.uint8), q.view(np.uint8)
+    p, q = _syndrome(views, size, want_p=True, want_q=True)
+    return p, q
 
 
 def gf_mul_const(c: int, data: Buffer) -> np.ndarray:
@@ -272,8 +264,8 @@ def recover_xor(strips: list[Buffer | None]) -> np.ndarray:
     if len(missing) != 1:
         raise ValueError(f"RAID 5 recovers exactly one missing strip, {len(missing)} missing")
     views, size = _strips_u8(strips)
-    p, _ = _syndrome(_lanes(views), size // 8, want_p=True, want_q=False)
-    return p.view(np.uint8)
+    p, _ = _syndrome(views, size, want_p=True, want_q=False)
+    return p
 
 
 def recover_pq(
@@ -303,17 +295,15 @@ def recover_pq(
         raise ValueError(f"RAID 6 recovers at most two missing strips, {n_missing} missing")
     if len(dviews) > 255:
         raise ValueError(f"RAID 6 over GF(2^8) takes at most 255 data strips, not {len(dviews)}")
-    n = size // 8
-    lanes = _lanes(dviews)
     if lost:
         # Syndromes of the surviving data; P ^ Pxy and Q ^ Qxy are then the missing strips' share.
         want_p = pv is not None
         want_q = pv is None or len(lost) == 2
-        ps, qs = _syndrome(lanes, n, want_p, want_q)
+        ps, qs = _syndrome(dviews, size, want_p, want_q)
         if len(lost) == 2:
             x, y = lost
-            pxy = np.bitwise_xor(ps, pv.view(np.uint64), out=ps).view(np.uint8)
-            qxy = np.bitwise_xor(qs, qv.view(np.uint64), out=qs).view(np.uint8)
+            pxy = np.bitwise_xor(ps, pv, out=ps)
+            qxy = np.bitwise_xor(qs, qv, out=qs)
             # Anvin §4 / raid6_2data_recov: D_y = A*Pxy ^ B*Qxy, D_x = D_y ^ Pxy, with
             # A = 1 / (g^(y-x) + 1) and B = 1 / (g^x + g^y).
             a = int(GF_INV[GF_EXP[y - x] ^ 1])
@@ -321,20 +311,19 @@ def recover_pq(
             dy = np.take(GF_MUL[a], pxy)
             np.bitwise_xor(dy, np.take(GF_MUL[b], qxy), out=dy)
             dviews[y] = dy
-            dviews[x] = np.bitwise_xor(dy, pxy)
+            dviews[x] = np.bitwise_xor(dy, pxy, out=pxy)
         else:
             (x,) = lost
             if pv is not None:
-                dviews[x] = np.bitwise_xor(ps, pv.view(np.uint64)).view(np.uint8)
+                dviews[x] = np.bitwise_xor(ps, pv, out=ps)
             else:
                 # raid6_datap_recov: Q ^ Qx = g^x * D_x.
-                qx = np.bitwise_xor(qs, qv.view(np.uint64)).view(np.uint8)
+                qx = np.bitwise_xor(qs, qv, out=qs)
                 dviews[x] = np.take(GF_MUL[GF_INV[GF_EXP[x]]], qx)
-        lanes = _lanes(dviews)
     if pv is None or qv is None:
-        pn, qn = _syndrome(lanes, n, want_p=pv is None, want_q=qv is None)
+        pn, qn = _syndrome(dviews, size, want_p=pv is None, want_q=qv is None)
         if pv is None:
-            pv = pn.view(np.uint8)
+            pv = pn
         if qv is None:
-            qv = qn.view(np.uint8)
+            qv = qn
     return list(dviews), pv, qv
