@@ -118,6 +118,18 @@ def test_gf_mul_const_against_slow_multiply() -> None:
         gf_mul_const(256, data)
 
 
+@pytest.mark.parametrize("size", [1, 3, 1001, 4096])
+def test_gf_mul_const_any_length_and_every_byte_pair(size: int) -> None:
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    for c in (0, 1, 2, 0x1D, 0x8E, 255):
+        want = bytes(_slow_mul(c, b) for b in data.tobytes())
+        assert gf_mul_const(c, data.tobytes()).tobytes() == want, c
+    pairs = np.arange(65536, dtype=np.uint16).view(np.uint8)  # every (byte, byte) pair once
+    got = gf_mul_const(0x53, pairs)
+    table = bytes(_slow_mul(0x53, b) for b in range(256))
+    assert got.tobytes() == pairs.tobytes().translate(table)
+
+
 def test_results_are_new_arrays() -> None:
     strips = _strips(3, 64, seed=1)
     before = [s.copy() for s in strips]
