@@ -113,7 +113,8 @@ def rmw_section(reps: int, updates: int) -> None:
         per_op.append((perf_counter() - started) / updates * 1e6)
     print(f"2. RAID 6 read-modify-write of 4 KiB (pq_update: P ^= d, Q ^= g^i * d), {updates:,} updates")
     print(f"{'':<39} {'us per update':>24} {'MiB/s of new data':>24}")
-    print(f"{'4 KiB pq_update':<39} {summary(per_op):>24} {summary([size / t / MiB * 1e6 for t in per_op], ',.0f'):>24}")
+    rates = [size / t / MiB * 1e6 for t in per_op]
+    print(f"{'4 KiB pq_update':<39} {summary(per_op):>24} {summary(rates, ',.0f'):>24}")
 
 
 def recovery_section(size: int, reps: int) -> None:
