@@ -9,6 +9,10 @@ and gets ``{"lines": [...], "prompt": ..., "asking": ..., "closed": ...}``
 back. Each client connection is one CLI ``Session`` inside the server, so
 modes and confirmations work as they do locally;
 after every command the server brings its targets in line with the group.
+
+A request line longer than ``MAX_REQUEST`` bytes is read to its end and
+dropped, and answered ``% Error - ...``; so is one that is not a JSON
+object. The session and the server go on either way.
 """
 
 from __future__ import annotations
@@ -26,6 +30,46 @@ from .cli.session import Live, Session
 __all__ = ["SOCKET_NAME", "ControlServer", "RemoteSession"]
 
 SOCKET_NAME = "control.sock"
+#: Longest request line the server reads (1 MiB): far beyond any CLI command, and the bound
+#: of what one client can make the server hold.
+MAX_REQUEST = 1 << 20
+
+
+class _BadRequest(Exception):
+    """A request line that is too long or not a JSON object; the message is for the CLI user."""
+
+
+async def _request(reader: asyncio.StreamReader) -> dict[str, object] | None:
+    """The next request, None at end of input.
+
+    Raises:
+        _BadRequest: the line is over ``MAX_REQUEST`` bytes (it is read to its end and dropped)
+            or is not a JSON object.
+    """
+    try:
+        raw = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as end:
+        if not end.partial:
+            return None
+        raw = end.partial
+    except asyncio.LimitOverrunError as overrun:
+        while True:
+            await reader.readexactly(overrun.consumed)  # drop what was looked at, up to the newline
+            try:
+                await reader.readuntil(b"\n")
+                break
+            except asyncio.LimitOverrunError as more:
+                overrun = more
+            except asyncio.IncompleteReadError:
+                break
+        raise _BadRequest(f"The command line is too long (more than {MAX_REQUEST} bytes).") from None
+    try:
+        request = json.loads(raw)
+    except ValueError:
+        raise _BadRequest("The control request is not valid JSON.") from None
+    if not isinstance(request, dict):
+        raise _BadRequest("The control request is not a JSON object.")
+    return request
 
 
 class ControlServer:
@@ -40,7 +84,7 @@ class ControlServer:
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)
-        self._server = await asyncio.start_unix_server(self._client, path=str(self.path))
+        self._server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_REQUEST)
         self.path.chmod(0o600)
 
     async def stop(self) -> None:
@@ -51,23 +95,30 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            hello = json.loads(await reader.readline() or b"{}")
+            try:
+                hello = await _request(reader) or {}
+            except _BadRequest:
+                hello = {}
             session = Session(
                 self.group, str(hello.get("account", "grpadmin")), bool(hello.get("interactive")), self.live
             )
             await self._reply(writer, session, [])
             while not session.closed:
-                raw = await reader.readline()
-                if not raw:
+                try:
+                    request = await _request(reader)
+                except _BadRequest as error:
+                    await self._reply(writer, session, [f"% Error - {error}"])
+                    continue
+                if request is None:
                     break
-                request = json.loads(raw)
-                if "words" in request:
-                    lines = session.execute_words([str(word) for word in request["words"]])
+                words = request.get("words")
+                if isinstance(words, list):
+                    lines = session.execute_words([str(word) for word in words])
                 else:
                     lines = session.execute(str(request.get("line", "")))
                 self.after_command()
                 await self._reply(writer, session, lines)
-        except (ValueError, ConnectionError):
+        except ConnectionError:
             pass
         finally:
             writer.close()

@@ -1,10 +1,16 @@
-"""``array-sim serve``: open (or create) the group and serve it on the group IP until Ctrl-C or SIGTERM."""
+"""``array-sim serve``: open (or create) the group and serve it on the group IP until Ctrl-C or SIGTERM.
+
+A portal that cannot be listened on (in use, not an address of this host)
+is one line on stderr and exit status 1, never a traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 
 import uvloop
@@ -18,6 +24,10 @@ from .control import ControlServer
 __all__ = ["serve", "parse_portal"]
 
 DEFAULT_PORT = 3260
+
+
+class ListenError(Exception):
+    """The portal's address cannot be listened on."""
 
 
 def parse_portal(text: str) -> tuple[str, int]:
@@ -44,6 +54,9 @@ def serve(directory: Path, portal: str | None, nop_interval: float) -> int:
     try:
         # uvloop: the event loop in C, and writev for a PDU's pieces instead of joining them.
         uvloop.run(_serve(group, host, port, nop_interval))
+    except ListenError as error:
+        print(f"array-sim: {error}", file=sys.stderr)
+        return 1
     finally:
         group.close()
     return 0
@@ -58,7 +71,11 @@ async def _serve(group: Group, host: str, port: int, nop_interval: float) -> Non
         server.pump()
 
     control = ControlServer(group, portal, after_command)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as error:
+        why = os.strerror(error.errno).lower() if error.errno else str(error)
+        raise ListenError(f"cannot listen on {host}:{port}: {why}") from None
     await control.start()
     log = logging.getLogger("array_sim")
     log.info("serving group %s on %s:%d, %d targets; Ctrl-C to stop", group.name, host, port, len(portal.targets))

@@ -153,6 +153,23 @@ class GroupPortal:
             return Access.OPEN
         return Access.CHAP if records else Access.DENIED
 
+    def access_summary(self, target: str) -> str:
+        """What the target's access records admit, for the log line of a refused login."""
+        entry = self.targets.get(target)
+        if entry is None:
+            return "no such target"
+        allowed = []
+        for record in self.group.access_records(entry.volume.name):
+            if not entry.applies(record):
+                continue
+            criteria = [
+                f"initiator {record.initiator}" if record.initiator else "",
+                f"ipaddress {record.ipaddress}" if record.ipaddress else "",
+                f"chap user {record.chap_user}" if record.chap_user else "",
+            ]
+            allowed.append(f"record {record.number}: " + (", ".join(c for c in criteria if c) or "anyone"))
+        return "; ".join(allowed) or "it has no access record"
+
     def chap_access(self, target: str, initiator: str, ip: str, user: str) -> bool:
         entry = self.targets.get(target)
         records = self._records(entry, initiator, ip) if entry else []

@@ -17,6 +17,10 @@ Rules of this module:
    (header digest error, oversized segment) drops the connection.
 4. SCSI runs synchronously through ``targets.scsi``; ``scsi_tasks`` (mixed
    in) moves its bytes: Data-Out in, Data-In and status out, with residuals.
+5. Flow control: input is taken one PDU at a time and no more once
+   ``OUTPUT_BUDGET`` bytes wait to be sent, or while the edge says the peer
+   is not reading (``paused``); ``resume()`` goes on. Unread responses stop
+   the reading of requests, so output never piles up.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from typing import Protocol
 
 from ..scsi import Nexus, ScsiTarget
 from .framing import DigestError, Frame, Framer, FramingError, encode_pdu
-from .keys import encode_text, parse_text
+from .keys import NegotiationError, encode_text, parse_text
 from .login import LoginMachine, LoginResult, Portal
 from .pdu import (
+    BHS_LENGTH,
     FINAL,
     AsyncMessage,
     LoginRequest,
@@ -50,7 +55,10 @@ from .sequence import sn_add, sn_in_window
 from .task_management import task_management
 from .tasks import WriteTask
 
-__all__ = ["Connection", "Host"]
+__all__ = ["Connection", "Host", "OUTPUT_BUDGET"]
+
+#: Bytes of queued output after which no further PDU is taken in until it is sent (rule 5).
+OUTPUT_BUDGET = 4 << 20
 
 
 class Host(Portal, Protocol):
@@ -83,6 +91,10 @@ class Connection(ScsiTasks):
         #: CmdSNs aborted before they arrived: consumed and dropped when they come.
         self._aborted: set[int] = set()
         self._out: list[bytes | memoryview] = []
+        #: Bytes in ``_out`` (rule 5).
+        self._queued = 0
+        #: Set by the edge while the peer does not take our output (rule 5).
+        self.paused = False
         self._next_ttt = 0
         self._ping_ttt: int | None = None
         self._text_reply: bytes = b""
@@ -107,7 +119,14 @@ class Connection(ScsiTasks):
 
     def data_to_send(self) -> list[bytes | memoryview]:
         out, self._out = self._out, []
+        self._queued = 0
         return out
+
+    def resume(self) -> bool:
+        """Take in input left waiting once the output queued so far was sent (rule 5); False if none was."""
+        taken = self.framer.start
+        self._process()
+        return self.framer.start != taken
 
     def drop(self, reason: str, warn_initiator: bool = True) -> None:
         """Close from our side: announce it (Async Message, event 2) when in full feature phase."""
@@ -125,11 +144,15 @@ class Connection(ScsiTasks):
     # ------------------------------------------------------------ receiving
 
     def _process(self) -> None:
+        if self.paused or self._queued >= OUTPUT_BUDGET:
+            return
         try:
             for frame in self.framer.frames():
                 if self.closing:
                     return
                 self._frame(frame)
+                if self.paused or self._queued >= OUTPUT_BUDGET:
+                    return  # before the next frame is taken: it waits in the framer
         except FramingError as error:
             self._close(f"protocol error: {error}")
         except DigestError as error:
@@ -154,7 +177,7 @@ class Connection(ScsiTasks):
         response = self.login.handle(request)
         self._send(response)
         if self.login.failed:
-            self._close(f"login refused: {self.login.failed}")
+            self._close(self.login.failed)
             return
         if not self.login.done:
             return
@@ -240,8 +263,14 @@ class Connection(ScsiTasks):
         if pdu.ttt != 0xFFFFFFFF and pdu.ttt == self._text_ttt:
             reply = self._text_reply
         else:
+            try:
+                pairs = parse_text(pdu.data)
+            except NegotiationError:
+                # Not key=value in UTF-8 (section 6.1): the PDU is rejected and the session goes on.
+                self._reject(RejectReason.PROTOCOL_ERROR, pdu.encode())
+                return
             answers: list[tuple[str, str]] = []
-            for key, value in parse_text(pdu.data):
+            for key, value in pairs:
                 if key == "SendTargets":
                     if session.discovery and value != "All" and not value:
                         answers.append((key, "Reject"))
@@ -290,6 +319,7 @@ class Connection(ScsiTasks):
 
     def _send(self, pdu: Pdu) -> None:
         self._out.extend(encode_pdu(pdu, self.framer.header_digest, self.framer.data_digest))
+        self._queued += BHS_LENGTH + len(pdu.data)
 
     def _reject(self, reason: int, bhs: bytes) -> None:
         """Reject a PDU, returning its header; a rejected command's CmdSN is used up (section 6.3)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..scsi import Command, Result, SenseReason, Status, expected_data_out
+from ..scsi import Command, Result, SenseReason, Status
 from ..scsi.sense import build_sense
 from .framing import Frame
 from .pdu import (
@@ -43,6 +43,7 @@ class ScsiTasks:
         scsi: ScsiTarget | None
         nexus: Nexus | None
         writes: dict[int, WriteTask]
+        queue_depth: int
         stat_sn: int
         exp_cmd_sn: int
         _send_segment: int
@@ -64,21 +65,27 @@ class ScsiTasks:
             return
         cdb = pdu.cdb + pdu.ahs[4:] if pdu.ahs[2:3] == b"\x01" else pdu.cdb
         data = pdu.data
-        if data and (not self._immediate_data or len(data) > pdu.expected_length or not pdu.flags & WRITE):
+        expected = pdu.expected_length
+        if data and (not self._immediate_data or len(data) > expected or not pdu.flags & WRITE):
             self._reject(RejectReason.PROTOCOL_ERROR, pdu.encode())
             return
         lun = lun_number(pdu.lun)
-        if pdu.flags & WRITE and len(data) < pdu.expected_length:
-            task = WriteTask.start(
-                pdu.itt, lun, cdb, pdu.expected_length, pdu.cmd_sn, data,
-                self._initial_r2t, self._first_burst,
-            )  # fmt: skip
-            self.writes[pdu.itt] = task
-            self._solicit(task)
-            return
+        writing = bool(pdu.flags & WRITE)
+        if writing:
+            # The buffer is sized by the CDB and the device's limits, never by the EDTL alone.
+            gather = min(expected, self.scsi.data_out_to_gather(cdb, lun)[1])
+            unsolicited = WriteTask.unsolicited(expected, len(data), self._initial_r2t, self._first_burst)
+            if len(data) < max(gather, unsolicited):
+                if len(self.writes) >= self.queue_depth and pdu.itt not in self.writes:
+                    # As many writes wait for data as the queue is deep; one more finds the task set full.
+                    self._respond(pdu.itt, Result(Status.TASK_SET_FULL), b"", expected, True, 0)
+                    return
+                task = WriteTask.start(pdu.itt, lun, cdb, expected, pdu.cmd_sn, data, gather, unsolicited)
+                self.writes[pdu.itt] = task
+                self._solicit(task)
+                return
         # Immediate data is used where it lies in the receive buffer: the command runs now.
-        self._execute(pdu.itt, lun, cdb, data, pdu.expected_length,
-                      reading=bool(pdu.flags & 0x40), writing=bool(pdu.flags & WRITE))  # fmt: skip
+        self._execute(pdu.itt, lun, cdb, data, expected, reading=bool(pdu.flags & 0x40), writing=writing)
 
     def _on_data_out(self, frame: Frame) -> None:
         pdu = DataOut.decode(frame.bhs, frame.ahs, frame.data)
@@ -128,7 +135,7 @@ class ScsiTasks:
         residual = 0
         flags = 0
         if writing:
-            needed = expected_data_out(cdb)
+            needed = self.scsi.data_out_to_gather(cdb, lun)[0]
             if expected < needed:
                 flags, residual = OVERFLOW, needed - expected
             elif expected > needed:
@@ -139,12 +146,17 @@ class ScsiTasks:
         self, itt: int, result: Result, data_in: bytes, expected: int, writing: bool, r2t_count: int,
         flags: int = 0, residual: int = 0,
     ) -> None:  # fmt: skip
-        """Data-In (with the status in the last one when it is GOOD) and, otherwise, a SCSI Response."""
+        """Data-In (with the status in the last one when it is GOOD) and, otherwise, a SCSI Response.
+
+        A residual past 32 bits (a CDB asking for terabytes) is reported as FFFFFFFFh: the
+        Residual Count field has 32 bits (section 11.4.5), and the O bit says the rest.
+        """
         if not writing:
             if len(data_in) < expected:
                 flags, residual = UNDERFLOW, expected - len(data_in)
             elif len(data_in) > expected:
                 flags, residual = OVERFLOW, len(data_in) - expected
+        residual = min(residual, 0xFFFFFFFF)
         payload = memoryview(data_in)[:expected]
         pieces = data_in_bursts(len(payload), self._send_segment, self._max_burst)
         collapse = result.status == Status.GOOD and not result.sense and bool(pieces)

@@ -6,6 +6,11 @@ receive buffer (``asyncio.BufferedProtocol``), and after every receive the
 server sends what any connection has queued and closes those that asked to
 be closed: a login in one connection can end another (session
 reinstatement), and a CLI change can end many (a volume set offline).
+
+Flow control: when a transport's write buffer passes its high-water mark
+(``pause_writing``) the connection stops reading and stops taking in the
+PDUs it has already received; ``resume_writing`` takes them in again. A
+connection that goes takes its pending tasks with it.
 """
 
 from __future__ import annotations
@@ -49,19 +54,33 @@ class _Protocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         return False
 
+    def pause_writing(self) -> None:
+        assert self.connection is not None and self.transport is not None
+        self.connection.paused = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        assert self.connection is not None and self.transport is not None
+        self.connection.paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+        self.server.pump()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.protocols.discard(self)
         connection = self.connection
         if connection is None:
             return
+        ours = connection.close_reason
+        reason = ours or (f"connection lost: {exc}" if exc else "connection closed")
+        connection.drop(reason, warn_initiator=False)  # its writes waiting for Data-Out go with it
         session = connection.session
         if session is not None:
             self.server.portal.session_ended(connection)
-            reason = connection.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
             log.info("logout: %s (%s) from %s: %s", session.initiator, connection.peer_ip,
                      session.target or "discovery session", reason)  # fmt: skip
-        elif connection.close_reason:
-            log.warning("login refused for %s: %s", connection.peer_ip, connection.close_reason)
+        elif ours:
+            log.warning("login refused for %s: %s", connection.peer_ip, ours)
 
 
 class TargetServer:
@@ -87,11 +106,15 @@ class TargetServer:
             connection, transport = protocol.connection, protocol.transport
             if connection is None or transport is None or transport.is_closing():
                 continue
-            out = connection.data_to_send()
-            if out:
-                transport.writelines(out)
-            if connection.closing:
-                transport.close()
+            while True:
+                out = connection.data_to_send()
+                if out:
+                    transport.writelines(out)  # may call pause_writing
+                if connection.closing:
+                    transport.close()
+                    break
+                if connection.paused or not connection.resume():
+                    break
 
     async def _ping_idle(self) -> None:
         """NOP-In to connections idle for an interval; one silent for two is dropped (RFC 7143 11.19)."""

@@ -1,9 +1,19 @@
 """One SCSI task's data transfer: gathering Data-Out, soliciting with R2T, splitting Data-In.
 
 RFC 7143 sections 4.2.5 (R2T, immediate and unsolicited data), 11.7 and 11.8
-(Data-In/Data-Out) and 13.13-13.15 (burst lengths). The write buffer is
-allocated once at the command's Expected Data Transfer Length and every
-Data-Out payload is copied straight into place.
+(Data-In/Data-Out) and 13.13-13.15 (burst lengths).
+
+Rules of this module:
+
+1. A write keeps at most ``gather`` bytes: what its CDB asks for, bounded by
+   the device's MAXIMUM TRANSFER LENGTH and the Expected Data Transfer Length
+   (SAM-5 5.4.3: the target transfers what the command needs, the residual
+   reports the rest). Only that much is solicited with R2T.
+2. The buffer grows with the data that arrives (DataSequenceInOrder and
+   DataPDUInOrder are Yes), so a command that claims a large transfer and
+   sends nothing holds nothing.
+3. Unsolicited data the initiator must send anyway (FirstBurstLength, section
+   13.14) is awaited and counted, and what lies past ``gather`` is dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ class WriteTask:
     cdb: bytes
     expected_length: int
     cmd_sn: int
+    #: Bytes kept for the command (rule 1); the buffer never grows past it.
+    gather: int
     buffer: bytearray
     received: int = 0
     #: Where the next R2T will start asking from.
@@ -47,30 +59,39 @@ class WriteTask:
     #: DataSN expected next in the unsolicited Data-Out sequence.
     unsolicited_data_sn: int = 0
 
+    @staticmethod
+    def unsolicited(expected_length: int, immediate: int, initial_r2t: bool, first_burst: int) -> int:
+        """Bytes the initiator sends unasked: immediate data, and with InitialR2T=No the
+        first burst up to FirstBurstLength or the EDTL (sections 4.2.5.2, 13.10)."""
+        return immediate if initial_r2t else max(immediate, min(first_burst, expected_length))
+
     @classmethod
     def start(
         cls, itt: int, lun: int, cdb: bytes, expected_length: int, cmd_sn: int, immediate: memoryview | bytes,
-        initial_r2t: bool, first_burst: int,
+        gather: int, unsolicited: int,
     ) -> WriteTask:  # fmt: skip
         """A write whose immediate data (if any) is already in; the rest comes by R2T or unsolicited."""
-        task = cls(itt, lun, cdb, expected_length, cmd_sn, bytearray(expected_length))
-        task.buffer[: len(immediate)] = immediate
+        task = cls(itt, lun, cdb, expected_length, cmd_sn, gather, bytearray(immediate[:gather]))
         task.received = len(immediate)
-        unsolicited = len(immediate) if initial_r2t else max(len(immediate), min(first_burst, expected_length))
         task.unsolicited_end = task.next_offset = unsolicited
         return task
 
     @property
+    def awaited(self) -> int:
+        """Bytes to receive before the command runs: what is kept, or all of the unsolicited data."""
+        return max(self.gather, self.unsolicited_end)
+
+    @property
     def complete(self) -> bool:
-        return self.received >= self.expected_length
+        return self.received >= self.awaited
 
     def next_r2ts(
         self, max_burst: int, max_outstanding: int, new_ttt: Callable[[], int]
     ) -> list[tuple[int, int, int, int]]:
         """(ttt, r2t_sn, offset, length) of R2Ts to send now, up to MaxOutstandingR2T in flight."""
         r2ts = []
-        while len(self.outstanding) < max_outstanding and self.next_offset < self.expected_length:
-            length = min(max_burst, self.expected_length - self.next_offset)
+        while len(self.outstanding) < max_outstanding and self.next_offset < self.gather:
+            length = min(max_burst, self.gather - self.next_offset)
             ttt = new_ttt()
             self.outstanding[ttt] = R2tRange(self.next_offset, length)
             r2ts.append((ttt, self.r2t_sn, self.next_offset, length))
@@ -108,9 +129,18 @@ class WriteTask:
             done = solicited.received >= solicited.length
             if done:
                 del self.outstanding[ttt]
-        self.buffer[offset:end] = data
+        self._place(offset, data)
         self.received += len(data)
         return done
+
+    def _place(self, offset: int, data: memoryview) -> None:
+        """Copy what falls below ``gather`` into the buffer, growing it (rules 1 and 2)."""
+        stop = min(offset + len(data), self.gather)
+        if stop <= offset:
+            return
+        if offset > len(self.buffer):
+            self.buffer.extend(bytes(offset - len(self.buffer)))
+        self.buffer[offset:stop] = data[: stop - offset]
 
 
 def data_in_bursts(length: int, max_segment: int, max_burst: int) -> list[tuple[int, int, bool]]:

@@ -44,11 +44,12 @@ from .sense import (
     invalid_cdb,
 )
 from .spec import READS, WRITES, CommandSpec, DataDir, Handler, PrConflict, Request, usage
+from .vpd import MAX_TRANSFER_LENGTH
 
 if TYPE_CHECKING:
     from .logical_unit import LogicalUnit
 
-__all__ = ["COMMANDS", "execute", "expected_data_out"]
+__all__ = ["COMMANDS", "execute", "expected_data_out", "data_out_to_gather"]
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,19 @@ def expected_data_out(cdb: bytes, block_size: int = DEFAULT_BLOCK_SIZE) -> int:
     if spec is None or spec.data_out_len is None or len(cdb) < spec.cdb_len:
         return 0
     return spec.data_out_len(bytes(cdb[: spec.cdb_len]), block_size)
+
+
+def data_out_to_gather(cdb: bytes, block_size: int = DEFAULT_BLOCK_SIZE) -> tuple[int, int]:
+    """(bytes of Data-Out the CDB asks for, bytes of it worth gathering before the command runs).
+
+    No command takes more than MAXIMUM TRANSFER LENGTH blocks (SBC-4 6.6.4, VPD
+    B0h): every CDB asking for more is refused on its own fields (TRANSFER
+    LENGTH, PARAMETER LIST LENGTH), so for it nothing is gathered and the
+    command runs at once. A transport sizes its buffer by the second value (and
+    the initiator's Expected Data Transfer Length), never by what it is told.
+    """
+    asked = expected_data_out(cdb, block_size)
+    return asked, asked if asked <= MAX_TRANSFER_LENGTH * block_size else 0
 
 
 def execute(lu: LogicalUnit | None, command: Command, *, luns: Sequence[int]) -> Result:

@@ -153,6 +153,11 @@ class ScsiTarget:
     def execute(self, command: Command) -> Result:
         return dispatch.execute(self.luns.get(command.lun), command, luns=sorted(self.luns))
 
+    def data_out_to_gather(self, cdb: bytes, lun: int) -> tuple[int, int]:
+        """``dispatch.data_out_to_gather`` with the block size of the logical unit at ``lun``."""
+        lu = self.luns.get(lun)
+        return dispatch.data_out_to_gather(cdb, lu.device.block_size if lu else dispatch.DEFAULT_BLOCK_SIZE)
+
     def nexus_gone(self, nexus: Nexus) -> None:
         for lu in self.luns.values():
             lu.nexus_gone(nexus)
