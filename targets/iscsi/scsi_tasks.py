@@ -4,6 +4,18 @@ the command run through ``targets.scsi``, and its Data-In and status sent back w
 RFC 7143 sections 4.2.5 (data transfer), 11.3-11.8 (SCSI Command and Response,
 Data-In, Data-Out, R2T); a mixin of ``Connection``, whose sequence numbers and
 negotiated values it uses.
+
+Rules of this module:
+
+1. A write gathers what its CDB asks for (``ScsiTarget.data_out_to_gather``:
+   transfer length, block size, parameter list length, MAXIMUM TRANSFER
+   LENGTH) up to the Expected Data Transfer Length, never the EDTL alone;
+   a CDB asking for more than any command may transfer runs at once and is
+   refused on its fields.
+2. EDTL and CDB disagreeing is reported in the residual (SAM-5 5.4.3, RFC
+   7143 11.4.5.2): overflow or underflow, at most FFFFFFFFh.
+3. At most ``queue_depth`` writes wait for data; another gets TASK SET FULL
+   (SAM-5 5.3.1): immediate commands are outside the CmdSN window.
 """
 
 from __future__ import annotations

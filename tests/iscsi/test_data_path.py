@@ -1,0 +1,150 @@
+"""The data path sans-IO, against a real group: buffers sized by the CDB and the device's limits (never by
+the Expected Data Transfer Length), 32-bit residuals, the task set's bound, malformed Text Requests,
+flow control, pending tasks dropped with the connection, and why a login was refused."""
+
+from __future__ import annotations
+
+import struct
+
+from targets.iscsi.connection import OUTPUT_BUDGET, Connection
+from targets.iscsi.framing import encode_pdu
+from targets.iscsi.pdu import DataIn, ReadyToTransfer, Reject, ScsiCommand, ScsiResponse, TextRequest, TextResponse
+from targets.iscsi.tasks import WriteTask
+from targets.scsi.dispatch import data_out_to_gather
+
+from .initiator import Initiator, MemoryLink
+from .test_connection import INITIATOR, group, logged_in, portal, read10  # noqa: F401 - fixtures
+
+EDTL_MAX = 0xFFFFFFFF
+
+
+def write16(lba: int, blocks: int) -> bytes:
+    return struct.pack(">BBQIBB", 0x8A, 0, lba, blocks, 0, 0)
+
+
+def responses(replies):
+    return [r for r in replies if isinstance(r, ScsiResponse)]
+
+
+# ----------------------------------------------------------------- sizing
+
+
+def test_data_out_to_gather_is_bounded_by_maximum_transfer_length():
+    assert data_out_to_gather(write16(0, 8)) == (4096, 4096)
+    assert data_out_to_gather(write16(0, 8), 4096) == (8 * 4096, 8 * 4096)
+    assert data_out_to_gather(write16(0, 65536)) == (32 << 20, 32 << 20)
+    # One block more than MAXIMUM TRANSFER LENGTH, and terabytes: asked for, not gathered.
+    assert data_out_to_gather(write16(0, 65537)) == (65537 * 512, 0)
+    assert data_out_to_gather(write16(0, 0xFFFFFFFF)) == (0xFFFFFFFF * 512, 0)
+    assert data_out_to_gather(struct.pack(">BBB2xIB", 0x5F, 0, 0, 0xFFFFFFFF, 0)) == (0xFFFFFFFF, 0)
+    assert data_out_to_gather(struct.pack(">BBB2xIB", 0x5F, 0, 0, 24, 0)) == (24, 24)
+
+
+def test_write_task_keeps_what_it_gathers_and_grows_with_the_data():
+    task = WriteTask.start(1, 0, write16(0, 8), EDTL_MAX, 1, b"a" * 512, gather=4096, unsolicited=512)
+    assert len(task.buffer) == 512 and not task.complete
+    r2ts = task.next_r2ts(262144, 16, iter(range(100, 200)).__next__)
+    assert [(offset, length) for _ttt, _sn, offset, length in r2ts] == [(512, 3584)]
+    task.accept(r2ts[0][0], 0, 512, memoryview(b"b" * 1024))
+    assert len(task.buffer) == 1536 and not task.complete
+    task.accept(r2ts[0][0], 1, 1536, memoryview(b"c" * 2560))
+    assert task.complete and bytes(task.buffer) == b"a" * 512 + b"b" * 1024 + b"c" * 2560
+
+
+def test_unsolicited_data_past_what_is_gathered_is_awaited_not_kept():
+    # InitialR2T=No: the initiator sends its first burst whatever the CDB; only 1024 bytes are kept.
+    unsolicited = WriteTask.unsolicited(EDTL_MAX, 0, False, 65536)
+    assert unsolicited == 65536
+    task = WriteTask.start(1, 0, write16(0, 2), EDTL_MAX, 1, b"", gather=1024, unsolicited=unsolicited)
+    assert task.next_r2ts(262144, 16, iter(range(100, 200)).__next__) == []
+    for n in range(8):
+        task.accept(0xFFFFFFFF, n, n * 8192, memoryview(bytes([n + 1]) * 8192))
+    assert task.complete and bytes(task.buffer) == b"\x01" * 1024
+
+
+# ------------------------------------------------------ through a connection
+
+
+def test_claimed_edtl_solicits_only_what_the_cdb_asks_and_reports_the_underflow(group, portal):
+    ini = logged_in(portal, group)
+    (r2t,) = ini.command(write16(0, 8), length=EDTL_MAX)
+    assert isinstance(r2t, ReadyToTransfer) and (r2t.buffer_offset, r2t.desired_length) == (0, 4096)
+    (connection_task,) = ini.link.connection.writes.values()
+    assert len(connection_task.buffer) == 0
+    (response,) = responses(ini.data_out(r2t.itt, r2t.ttt, 0, b"D" * 4096))
+    assert response.status == 0 and response.flags & 0x02 and response.residual == EDTL_MAX - 4096
+
+
+def test_write16_of_ffffffff_blocks_is_an_invalid_cdb_field_with_a_clamped_residual(group, portal):
+    ini = logged_in(portal, group)
+    (response,) = responses(ini.command(write16(0, 0xFFFFFFFF), write=b"Q" * 4096))
+    sense = bytes(response.data)[2:]
+    assert response.status == 0x02 and (sense[2] & 0x0F, sense[12]) == (0x05, 0x24)
+    assert response.flags & 0x04 and response.residual == 0xFFFFFFFF
+    replies = ini.command(read10(0, 8), read=4096)
+    assert b"Q" not in b"".join(bytes(r.data) for r in replies if isinstance(r, DataIn))
+
+
+def test_writes_waiting_for_data_are_bounded_by_the_queue_depth(group, portal):
+    ini = Initiator(MemoryLink(Connection(portal, "127.0.0.1", portal.new_tsih(), queue_depth=4)), name=INITIATOR)
+    assert ini.login(group.volume("open").iqn)[-1].status_class == 0
+    ini.command(bytes(6))
+    for lba in range(4):
+        assert isinstance(ini.command(write16(lba, 1), length=512)[0], ReadyToTransfer)
+    (full,) = ini.command(write16(9, 1), length=512)
+    assert isinstance(full, ScsiResponse) and full.status == 0x28  # TASK SET FULL
+    assert len(ini.link.connection.writes) == 4
+    ini.link.connection.drop("test", warn_initiator=False)
+    assert ini.link.connection.writes == {}
+
+
+def test_malformed_text_request_is_rejected_and_the_session_goes_on(group, portal):
+    ini = logged_in(portal, group)
+    for text in (b"\xc3\x28=All\0", b"SendTargets\0"):
+        pdu = TextRequest(flags=0x80, itt=ini.next_itt(), cmd_sn=ini.cmd_sn, exp_stat_sn=ini.exp_stat_sn, data=text)
+        ini.cmd_sn += 1
+        (reject,) = ini.exchange(pdu)
+        assert isinstance(reject, Reject) and reject.reason == 0x04
+    assert not ini.link.closed
+    assert isinstance(ini.text([("SendTargets", "")])[-1], TextResponse)
+
+
+def test_no_input_is_taken_while_paused_nor_past_the_output_budget(group, portal):
+    ini = logged_in(portal, group, extra=[("MaxRecvDataSegmentLength", "262144")])
+    connection = ini.link.connection
+    blocks = 2048  # 1 MiB each
+    count = OUTPUT_BUDGET // (blocks * 512) * 3
+    pdus = []
+    for _ in range(count):
+        pdus.append(ScsiCommand(flags=0xC1, itt=ini.next_itt(), expected_length=blocks * 512, cmd_sn=ini.cmd_sn,
+                                exp_stat_sn=ini.exp_stat_sn, cdb=read10(0, blocks).ljust(16, b"\0")))  # fmt: skip
+        ini.cmd_sn += 1
+    wire = b"".join(bytes(p) for pdu in pdus for p in encode_pdu(pdu))
+
+    connection.paused = True
+    connection.receive(wire)
+    assert connection.data_to_send() == []
+    connection.paused = False
+
+    statuses, sent = 0, 0
+    assert connection.resume()
+    while True:
+        out = connection.data_to_send()
+        size = sum(len(piece) for piece in out)
+        assert size <= OUTPUT_BUDGET + blocks * 512 + 64 * 1024
+        sent += size
+        ini.framer.feed(b"".join(bytes(piece) for piece in out))
+        statuses += sum(bool(frame.decode().flags & 0x01) for frame in ini.framer.frames())
+        if not connection.resume():
+            break
+    assert statuses == count and sent > count * blocks * 512
+
+
+def test_refused_login_names_the_target_and_what_its_records_allow(group, portal):
+    ini = Initiator(MemoryLink(Connection(portal, "10.1.2.3", portal.new_tsih())), name="iqn.2026-11.test:nobody")
+    iqn = group.volume("open").iqn
+    assert ini.login(iqn)[-1].status_detail == 0x02
+    reason = ini.link.connection.close_reason
+    assert "iqn.2026-11.test:nobody" in reason and iqn in reason and "10.1.2.3" in reason
+    assert f"record 1: initiator {INITIATOR}" in reason
+    assert portal.access_summary(group.volume("hidden").iqn) == "it has no access record"
