@@ -30,7 +30,7 @@ from typing import Protocol
 
 from ..scsi import Nexus, ScsiTarget
 from .framing import DigestError, Frame, Framer, FramingError, encode_pdu
-from .keys import NegotiationError, encode_text, parse_text
+from .keys import KEYS, NegotiationError, encode_text, parse_text
 from .login import LoginMachine, LoginResult, Portal
 from .pdu import (
     BHS_LENGTH,
@@ -78,6 +78,8 @@ class Connection(ScsiTasks):
         self.tsih = tsih
         self.queue_depth = queue_depth
         self.framer = Framer()
+        # Until the initiator hears ours, the RFC's default holds (section 13.12), for login PDUs too.
+        self.framer.max_data_segment = int(KEYS["MaxRecvDataSegmentLength"].default)
         self.login = LoginMachine(host, peer_ip, tsih, queue_depth=queue_depth)
         self.session: LoginResult | None = None
         self.scsi: ScsiTarget | None = None

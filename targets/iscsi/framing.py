@@ -9,6 +9,9 @@ digest (4 bytes, if negotiated), data segment padded to 4 bytes, data digest
 (``get_buffer``/``buffer_updated``, as ``asyncio.BufferedProtocol`` wants);
 ``frames()`` parses PDUs where they lie and hands out their data segment as
 a memoryview, so a payload is copied once, straight to where it belongs.
+The buffer grows only for a PDU whose data segment is within
+``max_data_segment``; a longer one is a ``FramingError`` as soon as its
+header is in, before any of its data is awaited.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ class Framer:
     def get_buffer(self, size_hint: int = -1) -> memoryview:
         """Free space to receive into (compacting, or growing for a large pending PDU)."""
         pending = self.end - self.start
-        needed = max(self._pending_size(), 65536)
+        # A PDU longer than allowed is refused by frames(): no room is made for it (at most a BHS more).
+        needed = max(min(self._pending_size(), self._largest()), 65536)
         if self.start and (len(self.buffer) - self.end < needed or pending == 0):
             self.buffer[:pending] = self.buffer[self.start : self.end]
             self.start, self.end = 0, pending
@@ -105,6 +109,10 @@ class Framer:
             return BHS_LENGTH
         return self._total(memoryview(self.buffer)[self.start : self.start + BHS_LENGTH])
 
+    def _largest(self) -> int:
+        """The longest PDU allowed: BHS, the largest AHS, digests and the longest data segment."""
+        return BHS_LENGTH + 255 * 4 + 4 + (self.max_data_segment + 3) // 4 * 4 + 4
+
     def _total(self, bhs: memoryview) -> int:
         ahs = bhs[4] * 4
         length = int.from_bytes(bhs[5:8], "big")
@@ -126,12 +134,12 @@ class Framer:
         while self.end - self.start >= BHS_LENGTH:
             at = self.start
             bhs = view[at : at + BHS_LENGTH]
-            total = self._total(bhs)
-            if self.end - at < total:
-                return
             length = int.from_bytes(bhs[5:8], "big")
             if length > self.max_data_segment:
                 raise FramingError(f"data segment of {length} bytes exceeds MaxRecvDataSegmentLength")
+            total = self._total(bhs)
+            if self.end - at < total:
+                return
             cursor = at + BHS_LENGTH + bhs[4] * 4
             ahs = bytes(view[at + BHS_LENGTH : cursor])
             if self.header_digest:

@@ -12,7 +12,8 @@ closed; ``failed`` says so. Which status for which refusal:
   the volume refuses a second host (multi-host access disabled);
 * 0x0203 not found: no such target (or it is offline);
 * 0x0205 unsupported version, 0x0207 missing parameter, 0x020b invalid
-  request during login, 0x0209 unsupported session type.
+  request during login, 0x0209 unsupported session type;
+* 0x0302 out of resources: text continued (C bit) past ``MAX_LOGIN_TEXT``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from .chap import ChapError, ChapExchange
 from .keys import KEYS, NegotiationError, defaults, encode_text, negotiate, parse_text
 from .pdu import CONTINUE, TRANSIT, LoginRequest, LoginResponse
 
-__all__ = ["Stage", "Access", "LoginStatus", "LoginMachine", "Portal", "LoginResult"]
+__all__ = ["Stage", "Access", "LoginStatus", "LoginMachine", "Portal", "LoginResult", "MAX_LOGIN_TEXT"]
+
+#: Bytes of text one login request may carry across Login PDUs with the C bit: far above what
+#: any key set needs (values are at most 8192 bytes, section 6.1), and the bound of what we hold.
+MAX_LOGIN_TEXT = 65536
 
 
 class Stage(IntEnum):
@@ -55,6 +60,7 @@ class LoginStatus(IntEnum):
     SESSION_TYPE_UNSUPPORTED = 0x0209
     INVALID_DURING_LOGIN = 0x020B
     TARGET_ERROR = 0x0300
+    OUT_OF_RESOURCES = 0x0302
 
 
 class Portal(Protocol):
@@ -134,18 +140,21 @@ class LoginMachine:
     def _handle(self, request: LoginRequest) -> LoginResponse:
         current, wanted = (request.flags >> 2) & 3, request.flags & 3
         transit = bool(request.flags & TRANSIT)
-        if self._first:
-            self._start(request)
-            if current == Stage.OPERATIONAL:
-                # Section 6.3: an initiator may skip the security stage when no authentication is needed.
-                self.stage = Stage.OPERATIONAL
+        if self._first and not self._pending and current == Stage.OPERATIONAL:
+            # Section 6.3: an initiator may skip the security stage when no authentication is needed.
+            self.stage = Stage.OPERATIONAL
         if current != self.stage:
             raise LoginRefused(LoginStatus.INVALID_DURING_LOGIN, f"login stage {current} out of order")
         if request.flags & CONTINUE:
+            # Text spanning PDUs (section 11.12.2) is read once it is whole.
+            if len(self._pending) + len(request.data) > MAX_LOGIN_TEXT:
+                raise LoginRefused(LoginStatus.OUT_OF_RESOURCES, f"login text continued past {MAX_LOGIN_TEXT} bytes")
             self._pending += bytes(request.data)
             return self._response(request, [], transit=False)
         pairs = parse_text(self._pending + bytes(request.data))
         self._pending = b""
+        if self._first:
+            self._start(request, dict(pairs))
         answers = self._security(dict(pairs)) if current == Stage.SECURITY else []
         answers += negotiate(
             [(k, v) for k, v in pairs if current == Stage.OPERATIONAL or not k.startswith(("CHAP_", "Auth"))],
@@ -169,12 +178,11 @@ class LoginMachine:
             return response
         return self._response(request, answers, transit=False)
 
-    def _start(self, request: LoginRequest) -> None:
+    def _start(self, request: LoginRequest, pairs: dict[str, str]) -> None:
         """Checks on the first request, which must declare who is logging in to what."""
         self._first = False
         if request.version_min > 0:
             raise LoginRefused(LoginStatus.UNSUPPORTED_VERSION, f"iSCSI version {request.version_min} unsupported")
-        pairs = dict(parse_text(request.data))
         result = self.result
         result.isid = bytes(request.isid)
         result.initiator = pairs.get("InitiatorName", "")

@@ -8,7 +8,18 @@ import struct
 
 from targets.iscsi.connection import OUTPUT_BUDGET, Connection
 from targets.iscsi.framing import encode_pdu
-from targets.iscsi.pdu import DataIn, ReadyToTransfer, Reject, ScsiCommand, ScsiResponse, TextRequest, TextResponse
+from targets.iscsi.login import MAX_LOGIN_TEXT
+from targets.iscsi.pdu import (
+    DataIn,
+    LoginRequest,
+    LoginResponse,
+    ReadyToTransfer,
+    Reject,
+    ScsiCommand,
+    ScsiResponse,
+    TextRequest,
+    TextResponse,
+)
 from targets.iscsi.tasks import WriteTask
 from targets.scsi.dispatch import data_out_to_gather
 
@@ -148,3 +159,57 @@ def test_refused_login_names_the_target_and_what_its_records_allow(group, portal
     assert "iqn.2026-11.test:nobody" in reason and iqn in reason and "10.1.2.3" in reason
     assert f"record 1: initiator {INITIATOR}" in reason
     assert portal.access_summary(group.volume("hidden").iqn) == "it has no access record"
+
+
+# ------------------------------------------------------- framing and login text
+
+
+def test_a_claimed_data_segment_past_mrdsl_drops_the_connection_before_any_room_is_made(group, portal):
+    ini = logged_in(portal, group)
+    connection = ini.link.connection
+    size = len(connection.framer.buffer)
+    header = bytearray(bytes(ScsiCommand(flags=0xA1, itt=ini.next_itt(), expected_length=16 << 20, cmd_sn=ini.cmd_sn,
+                                         cdb=write16(0, 8).ljust(16, b"\0")).encode()))  # fmt: skip
+    header[5:8] = b"\xff\xff\xff"  # a data segment of 16 MiB - 1
+    connection.receive(bytes(header) + bytes(4096))
+    assert connection.closing and "MaxRecvDataSegmentLength" in connection.close_reason
+    assert len(connection.framer.buffer) == size
+
+
+def test_login_pdus_are_held_to_the_default_8192_bytes(portal, group):
+    ini = initiator_for(portal)
+    ini.exchange(login_pdu(ini, b"InitiatorName=" + b"i" * 9000 + b"\0", continue_=False))
+    assert ini.link.closed and "MaxRecvDataSegmentLength" in ini.link.connection.close_reason
+
+
+def test_login_text_continued_past_the_bound_is_refused(portal, group):
+    ini = initiator_for(portal)
+    replies = []
+    for _ in range(MAX_LOGIN_TEXT // 8000 + 2):
+        replies = ini.exchange(login_pdu(ini, b"X" * 8000, continue_=True))
+        if ini.link.closed:
+            break
+    (response,) = replies
+    assert isinstance(response, LoginResponse) and (response.status_class, response.status_detail) == (3, 2)
+    assert ini.link.closed
+
+
+def initiator_for(portal):
+    return Initiator(MemoryLink(Connection(portal, "127.0.0.1", portal.new_tsih())), name=INITIATOR)
+
+
+def login_pdu(ini, data: bytes, continue_: bool) -> LoginRequest:
+    return LoginRequest(flags=0x40 if continue_ else 0x00, isid=ini.isid, itt=ini.next_itt(), cmd_sn=ini.cmd_sn,
+                        data=data)  # fmt: skip
+
+
+def test_a_first_login_pdu_continued_is_read_once_its_text_is_whole(portal, group):
+    ini = initiator_for(portal)
+    (partial,) = ini.exchange(login_pdu(ini, b"InitiatorName=" + INITIATOR.encode()[:10], continue_=True))
+    assert partial.status_class == 0 and not bytes(partial.data)
+    rest = INITIATOR.encode()[10:] + b"\0SessionType=Normal\0TargetName=" + group.volume("open").iqn.encode()
+    final = LoginRequest(flags=0x81, isid=ini.isid, itt=ini.next_itt(), cmd_sn=ini.cmd_sn,
+                         data=rest + b"\0AuthMethod=None\0")  # fmt: skip
+    (response,) = ini.exchange(final)
+    assert (response.status_class, response.flags & 0x80) == (0, 0x80)
+    assert b"AuthMethod=None" in bytes(response.data)
