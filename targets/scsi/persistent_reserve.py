@@ -108,9 +108,10 @@ class _Params:
 
 def _params(req: Request) -> _Params:
     """The basic PERSISTENT RESERVE OUT parameter list (SPC-5 6.17.3): exactly 24 bytes."""
-    if be(req.cdb, 5, 4) != 24:
-        raise CheckCondition(SenseReason.PARAMETER_LIST_LENGTH_ERROR)
     data = req.data_out
+    if be(req.cdb, 5, 4) != 24 or len(data) < 24:
+        # Also when less arrived than the CDB announced (a short Expected Data Transfer Length).
+        raise CheckCondition(SenseReason.PARAMETER_LIST_LENGTH_ERROR)
     flags = data[20]
     params = _Params(be(data, 0, 8), be(data, 8, 8), bool(flags & 0x08), bool(flags & 0x04), bool(flags & 0x01))
     if params.spec_i_pt:

@@ -213,3 +213,12 @@ def test_a_first_login_pdu_continued_is_read_once_its_text_is_whole(portal, grou
     (response,) = ini.exchange(final)
     assert (response.status_class, response.flags & 0x80) == (0, 0x80)
     assert b"AuthMethod=None" in bytes(response.data)
+
+
+def test_persistent_reserve_out_with_less_data_than_its_parameter_list_length(group, portal):
+    ini = logged_in(portal, group)
+    cdb = struct.pack(">BBB2xIB", 0x5F, 0, 0, 24, 0)  # REGISTER, 24 bytes announced
+    (response,) = responses(ini.command(cdb, write=bytes(12)))  # EDTL 12: 12 bytes arrive
+    sense = bytes(response.data)[2:]
+    assert response.status == 0x02 and (sense[2] & 0x0F, sense[12]) == (0x05, 0x1A)  # PARAMETER LIST LENGTH ERROR
+    assert response.flags & 0x04 and response.residual == 12
