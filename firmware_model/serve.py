@@ -1,7 +1,8 @@
 """``array-sim serve``: open (or create) the group and serve it on the group IP until Ctrl-C or SIGTERM.
 
-A portal that cannot be listened on (in use, not an address of this host)
-is one line on stderr and exit status 1, never a traceback.
+A portal that cannot be listened on (in use, not an address of this host),
+or a control socket that cannot be made, is one line on stderr and exit
+status 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ DEFAULT_PORT = 3260
 
 
 class ListenError(Exception):
-    """The portal's address cannot be listened on."""
+    """The portal, or the control socket, cannot be listened on."""
 
 
 def parse_portal(text: str) -> tuple[str, int]:
@@ -62,6 +63,11 @@ def serve(directory: Path, portal: str | None, nop_interval: float) -> int:
     return 0
 
 
+def _why(error: OSError) -> str:
+    """``address already in use``: the system's words for the error, as one clause."""
+    return os.strerror(error.errno).lower() if error.errno else str(error)
+
+
 async def _serve(group: Group, host: str, port: int, nop_interval: float) -> None:
     portal = GroupPortal(group, f"{host}:{port}")
     server = TargetServer(portal, host, port, nop_interval)
@@ -74,9 +80,12 @@ async def _serve(group: Group, host: str, port: int, nop_interval: float) -> Non
     try:
         await server.start()
     except OSError as error:
-        why = os.strerror(error.errno).lower() if error.errno else str(error)
-        raise ListenError(f"cannot listen on {host}:{port}: {why}") from None
-    await control.start()
+        raise ListenError(f"cannot listen on {host}:{port}: {_why(error)}") from None
+    try:
+        await control.start()
+    except OSError as error:
+        await server.stop()
+        raise ListenError(f"cannot open the control socket {control.path}: {_why(error)}") from None
     log = logging.getLogger("array_sim")
     log.info("serving group %s on %s:%d, %d targets; Ctrl-C to stop", group.name, host, port, len(portal.targets))
     stop = asyncio.Event()

@@ -234,3 +234,16 @@ def test_serve_on_a_portal_in_use_says_so_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr == f"array-sim: cannot listen on 127.0.0.1:{port}: address already in use\n"
     assert "Traceback" not in result.stdout
+
+
+def test_serve_without_a_control_socket_says_so_in_one_line(tmp_path):
+    directory = tmp_path / ("d" * 110) / "group"  # longer than a Unix socket path may be
+    port = socket.socket()
+    with port:
+        port.bind(("127.0.0.1", 0))
+        number = port.getsockname()[1]
+    result = subprocess.run([ARRAY_SIM, "serve", "--dir", str(directory), "--portal", f"127.0.0.1:{number}"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"array-sim: cannot open the control socket {directory}/control.sock: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stdout
