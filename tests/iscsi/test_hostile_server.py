@@ -114,6 +114,21 @@ def test_claimed_transfer_lengths_allocate_nothing(server):
     assert b"".join(bytes(r.data) for r in replies if isinstance(r, DataIn)) == b"W" * 4096
 
 
+def test_writes_that_never_send_their_data_hold_no_memory(server):
+    """100 writes of MAXIMUM TRANSFER LENGTH (32 MiB each), none sending a byte: nothing is held for them."""
+    ini = logged_in(server)
+    before = rss(server)
+    pdus = []
+    for n in range(100):
+        pdus.append(ScsiCommand(flags=0xA1, itt=ini.next_itt(), expected_length=32 * MiB, cmd_sn=ini.cmd_sn,
+                                exp_stat_sn=ini.exp_stat_sn, cdb=write16(n, 65536).ljust(16, b"\0")))  # fmt: skip
+        ini.cmd_sn += 1
+    replies = ini.exchange(*pdus)
+    assert sum(isinstance(r, ReadyToTransfer) for r in replies) == 100
+    assert rss(server) - before < 16 * MiB
+    read_works(ini)
+
+
 def test_transfer_length_beyond_32_bits_of_residual(server):
     """WRITE(16)/READ(16) of FFFFFFFFh blocks with EDTL 4096: INVALID FIELD IN CDB, residual clamped."""
     ini = logged_in(server)
