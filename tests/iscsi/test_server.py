@@ -18,6 +18,8 @@ from targets.iscsi.pdu import AsyncMessage, DataIn, LoginResponse
 
 from .initiator import Initiator, SocketLink
 
+pytestmark = pytest.mark.slow
+
 ARRAY_SIM = str(Path(sys.executable).parent / "array-sim")
 INITIATOR = "iqn.2026-11.test:server"
 
