@@ -3,7 +3,8 @@
 An access record (a volume's "basic access point") names who may log in: an
 initiator name, an IP address (``*`` wildcards per octet), a CHAP user, or any
 mix, and whether it applies to the volume, its snapshots or both. They are
-stored here; the iSCSI target enforces them. CHAP accounts are the group's
+stored here; the iSCSI target enforces them. Each text field has the length of
+``naming.TEXT_LIMITS`` (initiator names RFC 7143's 223 bytes). CHAP accounts are the group's
 local ``chapuser`` list. CLI settings persist per account across sessions, as
 the Cinder driver needs (research/ps-cli.md 1.8 item 7).
 """
@@ -16,6 +17,7 @@ import string
 from typing import TYPE_CHECKING
 
 from .errors import AlreadyExists, InvalidRequest, NotFound
+from .naming import check_text
 from .records import AccessRecord, ChapUser, Volume, insert_row, load_rows
 
 if TYPE_CHECKING:
@@ -35,7 +37,8 @@ CLI_SETTINGS = {
     "idlelogout": "on",
     "reprintBadInput": "on",
 }
-_IP_RE = re.compile(r"^(\*|25[0-5]|2[0-4]\d|1?\d?\d)(\.(\*|25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
+_OCTET = r"(\*|25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
+_IP_RE = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
 
 
 class AccessAdmin:
@@ -66,7 +69,10 @@ class AccessAdmin:
         vol = self.volume(volume)
         if not (initiator or ipaddress or chap_user):
             raise InvalidRequest("An access record needs an initiator, an IP address or a CHAP user name.")
-        if ipaddress and not _IP_RE.match(ipaddress):
+        for field, value in (("initiator", initiator), ("ipaddress", ipaddress), ("chap_user", chap_user)):
+            if value:
+                check_text(field, value)
+        if ipaddress and not _IP_RE.fullmatch(ipaddress):
             raise InvalidRequest(f"Invalid IP address '{ipaddress}'.")
         if apply_to not in APPLY_TO:
             raise InvalidRequest(f"Invalid apply-to value '{apply_to}'.")
@@ -111,16 +117,13 @@ class AccessAdmin:
 
     def create_chap_user(self, name: str, password: str | None = None, enabled: bool = True) -> ChapUser:
         """Create a local CHAP account; without a password one is generated (returned)."""
-        if not re.match(r"^[A-Za-z0-9._:@-]{1,63}$", name):
-            raise InvalidRequest(f"Invalid CHAP user name '{name}'.")
+        check_text("chap_user", name)
         if any(u.name == name for u in self.chap_users()):
             raise AlreadyExists(f"CHAP user {name} already exists.")
         if password is None:
             alphabet = string.ascii_letters + string.digits
             password = "".join(secrets.choice(alphabet) for _ in range(16))
-        if not 12 <= len(password) <= 255:
-            # RFC 7143 section 12.1.3: CHAP secrets of 12 bytes or more.
-            raise InvalidRequest("A CHAP password must be 12 to 255 characters long.")
+        check_text("chap_password", password)
         user = ChapUser(name, password, enabled)
         with self.catalog.transaction() as db:
             insert_row(db, user)
@@ -128,8 +131,8 @@ class AccessAdmin:
 
     def update_chap_user(self, name: str, password: str | None = None, enabled: bool | None = None) -> None:
         user = self.chap_user(name)
-        if password is not None and not 12 <= len(password) <= 255:
-            raise InvalidRequest("A CHAP password must be 12 to 255 characters long.")
+        if password is not None:
+            check_text("chap_password", password)
         with self.catalog.transaction() as db:
             db.execute(
                 "UPDATE chap_users SET password = ?, enabled = ? WHERE name = ?",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import AlreadyExists, InvalidRequest, NoSpace
-from .naming import default_snapshot_name, target_iqn, valid_object_name
+from .naming import check_text, default_snapshot_name, target_iqn
 from .records import Snapshot, Volume, insert_row, update_row
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class SnapshotAdmin:
         vol = self.volume(volume)
         if vol.snap_reserve == 0:
             raise InvalidRequest(f"Volume {volume} has no snapshot reserve; set snap-reserve first.")
+        check_text("description", description)
         when = self.clock()
         with self.catalog.transaction() as db:
             number = vol.snap_counter + 1
@@ -71,8 +72,7 @@ class SnapshotAdmin:
         return snapshot
 
     def _check_snapshot_name(self, volume: Volume, name: str) -> None:
-        if not valid_object_name(name, snapshot=True):
-            raise InvalidRequest(f"Invalid snapshot name '{name}'.")
+        check_text("snapshot_name", name)
         if any(s.name == name for s in self.snapshots_of(volume)):
             raise AlreadyExists(f"Snapshot {name} already exists.")
 
@@ -95,6 +95,7 @@ class SnapshotAdmin:
 
     def set_snapshot_description(self, volume: str, name: str, description: str) -> None:
         snapshot = self.snapshot(volume, name)
+        check_text("description", description)
         with self.catalog.transaction() as db:
             update_row(db, snapshot, description=description)
 

@@ -39,7 +39,10 @@ CHUNK_SIZE = 4096
 CHUNKS_PER_PAGE = PAGE_SIZE // CHUNK_SIZE
 
 _UNITS = {"": MiB, "M": MiB, "MB": MiB, "G": GiB, "GB": GiB, "T": TiB, "TB": TiB}
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([A-Za-z]*)$")
+# ASCII digits only ("\d" and float() also take other scripts' digits, e.g. Arabic-Indic), and
+# few enough of them that the value stays finite (a long digit string made an infinite float).
+_SIZE_RE = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,6})?)([A-Za-z]*)")
+_PERCENT_RE = re.compile(r"[0-9]{1,6}%?")
 
 
 def pages_for(size_bytes: int) -> int:
@@ -48,12 +51,12 @@ def pages_for(size_bytes: int) -> int:
 
 
 def parse_size(text: str) -> int:
-    """Parse a CLI size such as ``1G``, ``1GB``, ``500MB`` or ``500`` (MB) to bytes.
+    """Parse a CLI size such as ``1G``, ``1GB``, ``500MB`` or ``500`` (MB) to bytes; digits are ASCII.
 
     Raises:
         ValueError: the text is not a positive size in MB, GB or TB.
     """
-    match = _SIZE_RE.match(text.strip())
+    match = _SIZE_RE.fullmatch(text.strip())
     unit = match.group(2).upper() if match else None
     if match is None or unit not in _UNITS:
         raise ValueError(f"invalid size '{text}'")
@@ -81,8 +84,8 @@ def _trim(value: float) -> str:
 
 
 def parse_percent(text: str) -> int:
-    """Parse ``50%`` or ``50`` to an integer percentage (0 or more)."""
-    value = text.strip().removesuffix("%")
-    if not value.isdigit():
+    """Parse ``50%`` or ``50`` (ASCII digits) to an integer percentage (0 or more)."""
+    value = text.strip()
+    if not _PERCENT_RE.fullmatch(value):
         raise ValueError(f"invalid percentage '{text}'")
-    return int(value)
+    return int(value.removesuffix("%"))

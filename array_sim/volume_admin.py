@@ -2,7 +2,8 @@
 
 PS Series rules enforced here (research/ps-cli.md 2.4): a volume must be
 offline to be deleted or shrunk; growing takes a snapshot first unless told
-``no-snap``; a clone is a full, independent volume in the source's pool
+``no-snap``; the snapshot reserve of a volume with snapshots cannot drop to 0%
+or below what they use; a clone is a full, independent volume in the source's pool
 (sharing pages underneath until either side writes); every request is refused
 whole, with nothing changed, when the pool lacks the space for its reserves.
 """
@@ -12,10 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import AlreadyExists, InvalidRequest, NoSpace, NotFound
-from .naming import target_iqn, valid_object_name
+from .naming import check_text, target_iqn
 from .records import SNAP_DEPLETION_POLICIES, Snapshot, Volume, insert_row, update_row
 from .space import percent_of
-from .units import pages_for
+from .units import PAGE_SIZE, format_size, pages_for
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -52,7 +53,7 @@ SETTING_NAMES = {
     "thin_max": "thin maximum in-use space",
 }
 
-#: Settings ``configure_volume`` accepts, with their allowed values.
+#: Settings ``configure_volume`` accepts, with their allowed values (text: the limits of ``naming.TEXT_LIMITS``).
 VOLUME_SETTINGS: dict[str, Any] = {
     "description": str,
     "alias": str,
@@ -101,8 +102,7 @@ class VolumeAdmin:
         return sorted((s for s in self.snapshots.values() if s.volume_id == volume.id), key=lambda s: s.id)
 
     def _check_new_name(self, name: str) -> None:
-        if not valid_object_name(name):
-            raise InvalidRequest(f"Invalid volume name '{name}'; use up to 63 letters, digits, '.', '-' or ':'.")
+        check_text("volume_name", name)
         if any(v.name == name for v in self.volumes.values()):
             raise AlreadyExists(f"Volume {name} already exists.")
 
@@ -145,6 +145,7 @@ class VolumeAdmin:
         settings: dict[str, Any],
     ) -> Volume:
         self._check_new_name(name)
+        check_text("description", description)
         if size <= 0:
             raise InvalidRequest("The volume size must be greater than zero.")
         pages = pages_for(size)
@@ -204,6 +205,8 @@ class VolumeAdmin:
             if isinstance(allowed, type):
                 if not isinstance(value, allowed):
                     raise InvalidRequest(f"Invalid value for the {name}.")
+                if allowed is str:
+                    check_text(key, value)
             elif value not in allowed:
                 raise InvalidRequest(f"Invalid value '{value}' for the {name}.")
         if current is not None:
@@ -229,6 +232,30 @@ class VolumeAdmin:
         with self.catalog.transaction() as db:
             update_row(db, volume, **settings)
         self._recheck_thin_limit(volume)
+
+    def check_snapshot_reserve(self, name: str, percent: int) -> None:
+        """Refuse a snapshot reserve below what the volume's snapshots use, or 0% while any exist.
+
+        The Group Manager refuses a reserve smaller than the space snapshots use
+        (a rule of the array; research/ps-cli.md 2.4 documents the reserve
+        itself, not this refusal). The CLI asks this before ``configure_volume``,
+        which the engine's own callers may still use to empty the reserve.
+        """
+        volume = self.volume(name)
+        snapshots = self.snapshots_of(volume)
+        if not snapshots:
+            return
+        if percent == 0:
+            raise InvalidRequest(
+                f"Volume {volume.name} has {len(snapshots)} snapshot(s); its snapshot reserve cannot be 0%. "
+                "Delete the snapshots first."
+            )
+        held = self.space.snapshot_in_use(volume, snapshots)
+        if percent_of(percent, self.space.volume_reserve(volume)) < held:
+            raise InvalidRequest(
+                f"The snapshot reserve of volume {volume.name} cannot be smaller than the "
+                f"{format_size(held * PAGE_SIZE)} its snapshots use."
+            )
 
     def rename_volume(self, name: str, new_name: str) -> None:
         """Rename; the iSCSI target name stays what it was at creation, as on the array."""

@@ -4,12 +4,20 @@ The array accepts any unambiguous prefix of a keyword (``vol sel v show``)
 and double-quoted arguments (the Cinder driver sends ``description "OpenStack
 Managed"``). Every refusal is a ``CliError`` whose text the session prints as
 ``% Error - <text>``; a refused command changes nothing.
+
+Nothing typed is dropped silently: a backslash is an ordinary character (not
+a shell escape), so ``vol\1`` stays ``vol\1`` and is refused as a name; a
+line ending (CR, LF or CRLF, as SSH and telnet clients send) ends the line,
+and any other control character refuses the whole line.
 """
 
 from __future__ import annotations
 
 import shlex
+import unicodedata
 from collections.abc import Sequence
+
+from array_sim.naming import shown
 
 __all__ = ["CliError", "Words", "tokenize"]
 
@@ -20,9 +28,15 @@ class CliError(Exception):
 
 def tokenize(line: str) -> list[str]:
     """Split a command line on blanks, keeping quoted strings whole."""
+    line = line.removesuffix("\n").removesuffix("\r")
+    control = next((c for c in line if c != "\t" and unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise CliError(f"The command contains a control character ({shown(control)}); it is not accepted.")
     lexer = shlex.shlex(line, posix=True)
     lexer.whitespace_split = True
+    lexer.whitespace = " \t"
     lexer.commenters = ""
+    lexer.escape = ""
     try:
         return list(lexer)
     except ValueError:
@@ -56,7 +70,7 @@ class Words:
         token = self.tokens[self.position]
         found = match_keyword(token, choices)
         if found is None:
-            raise CliError(f"Bad {what} '{token}'; expected one of: {', '.join(choices)}.")
+            raise CliError(f"Bad {what} '{shown(token)}'; expected one of: {', '.join(choices)}.")
         self.position += 1
         return found
 
@@ -69,7 +83,7 @@ class Words:
     def end(self) -> None:
         """Refuse anything left over."""
         if not self.at_end():
-            raise CliError(f"Unexpected argument '{self.tokens[self.position]}'.")
+            raise CliError(f"Unexpected argument '{shown(self.tokens[self.position])}'.")
 
 
 def match_keyword(token: str, choices: Sequence[str]) -> str | None:

@@ -113,3 +113,24 @@ def test_parse_percent(text: str, value: int) -> None:
 def test_parse_percent_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="invalid percentage"):
         parse_percent(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0661\u0660GB",  # Arabic-Indic "10": int() and \d accept it, the array does not
+        "\u0967GB",  # Devanagari 1
+        "\uff11GB",  # fullwidth 1
+        "1\u0660MB",
+        "9" * 400 + "GB",  # once an infinite float, an OverflowError past the CLI's error handling
+    ],
+)
+def test_parse_size_takes_ascii_digits_only(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("text", ["\u0665\u0660%", "\u0665", "\uff15\uff10", "5\u0660%", "50%%", "9" * 400])
+def test_parse_percent_takes_ascii_digits_only(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid percentage"):
+        parse_percent(text)

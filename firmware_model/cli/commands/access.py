@@ -68,7 +68,7 @@ def _delete(session: Session, vol: Volume, number: int) -> list[str]:
 
 def _record_number(words: Words) -> int:
     text = words.take("access record ID")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise CliError(f"Invalid access record ID '{text}'.")
     return int(text)
 

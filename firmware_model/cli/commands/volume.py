@@ -4,7 +4,8 @@ Output lines that clients parse (research/ps-cli.md 1.5, 1.6, 2.3):
 ``iSCSI target name is <IQN>.`` after create and clone (Cinder strips the
 final period), ``Volume deletion succeeded.``, the ``Volume Information``
 block of ``Key: Value`` lines (``Size:``, ``iSCSI Name:``), and the volume
-list table with names wrapped inside a 15-character column.
+list table with names wrapped inside a 15-character column. The snapshot
+reserve of a volume with snapshots cannot drop to 0% or below what they use.
 """
 
 from __future__ import annotations
@@ -234,5 +235,7 @@ def _change(session: Session, words: Words, vol: Volume, action: str) -> list[st
         else:
             key, value = _PERCENT_SETTINGS[action], percent_argument(words, action)
         words.end()
+        if key == "snap_reserve":
+            group.check_snapshot_reserve(name, value)
         group.configure_volume(name, **{key: value})
     return []
