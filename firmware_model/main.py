@@ -1,4 +1,9 @@
-"""The ``array-sim`` console command: create a group, and speak Group Manager CLI to it."""
+"""The ``array-sim`` console command: create a group, and speak Group Manager CLI to it.
+
+A one-shot ``array-sim cli COMMAND`` exits 1 when the command is refused or when
+its confirmation question is not answered yes (``--yes`` answers it), so a
+script never takes an unconfirmed delete for a done one (research/review.md A3).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     cli = commands.add_parser("cli", help="run Group Manager CLI commands (interactive without COMMAND)")
     cli.add_argument("--dir", type=Path, default=None, help="group directory (default: $ARRAY_SIM_DIR or per-user)")
     cli.add_argument("--account", default="grpadmin", help="the account whose CLI settings apply")
+    cli.add_argument("--yes", action="store_true", help="answer y to a one-shot command's confirmation question")
     cli.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND", help="one CLI command")
     return parser
 
@@ -85,7 +91,7 @@ def _cli(args: argparse.Namespace, directory: Path) -> int:
 
 def _run_cli(session: CliSession, args: argparse.Namespace) -> int:
     if args.words:
-        return run_command_line(session, args.words, sys.stdin, sys.stdout)
+        return run_command_line(session, args.words, sys.stdin, sys.stdout, args.yes)
     return run_interactive(session, sys.stdin, sys.stdout)
 
 

@@ -145,16 +145,30 @@ class CliSession(Protocol):
     def execute_words(self, tokens: list[str]) -> list[str]: ...
 
 
-def run_command_line(session: CliSession, words: list[str], source: TextIO, out: TextIO) -> int:
-    """``array-sim cli COMMAND``: one command; a confirmation question is answered from ``source``."""
+#: What a one-shot command prints when its question was not answered yes (research/review.md A3:
+#: a script must not believe that a delete it never confirmed was done).
+NOT_CONFIRMED = "% Error - Not confirmed, nothing was done; answer y, or run array-sim cli --yes."
+
+
+def run_command_line(
+    session: CliSession, words: list[str], source: TextIO, out: TextIO, assume_yes: bool = False
+) -> int:
+    """``array-sim cli COMMAND``: one command; a confirmation question is answered from ``source``.
+
+    With ``assume_yes`` (``--yes``) the question is answered ``y``. An answer
+    other than yes, or none (end of input), fails the command: exit status 1.
+    """
     lines = session.execute(words[0]) if len(words) == 1 else session.execute_words(words)
     if session.asking:
         out.write(session.prompt)
         out.flush()
-        answer = source.readline()
-        if not source.isatty():
+        answer = "y\n" if assume_yes else source.readline()
+        if assume_yes or not source.isatty():
             out.write(answer.strip() + "\n")
+        confirmed = answer.strip().lower() in ("y", "yes")
         lines = session.execute(answer)
+        if not confirmed:
+            lines = [NOT_CONFIRMED]
     for text in lines:
         out.write(text + "\n")
     return 1 if any(text.startswith("% Error") for text in lines) else 0

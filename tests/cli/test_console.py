@@ -118,11 +118,14 @@ def test_one_shot_confirmation_reads_the_answer_from_stdin(gdir: Path, console: 
     with local() as cli:
         cli.ok("volume create v1 1G")
         cli.quiet("volume select v1 offline")
-    for answer in ("n\n", ""):
+    for answer in ("n\n", "", "no thanks\n"):
+        # Not confirmed (answered no, or stdin at its end as in a script): it fails, visibly (review.md A3).
         result = console.cli(gdir, "volume", "delete", "v1", input=answer)
         assert result.stdout.startswith("Do you really want to delete the volume v1? (y/n) [n] "), result.stdout
         assert "Volume deletion succeeded." not in result.stdout
-        assert result.returncode == 0
+        assert result.stdout.splitlines()[-1].startswith("% Error - Not confirmed, nothing was done"), result.stdout
+        assert "--yes" in result.stdout
+        assert result.returncode == 1
         with local() as cli:
             assert "v1" in [row[0] for row in cli.rows("volume show")]
     result = console.cli(gdir, "volume", "delete", "v1", input="y\n")
@@ -135,6 +138,21 @@ def test_one_shot_confirmation_reads_the_answer_from_stdin(gdir: Path, console: 
         # The account in the next process has confirmation off: nothing is asked.
         helpers.Cli(cli.group, "grpadmin").quiet("cli-settings confirmation off")
     assert console.cli(gdir, "volume", "delete", "v2").stdout == "Volume deletion succeeded.\n"
+
+
+def test_one_shot_yes_answers_the_question(gdir: Path, console: Any, local: Any) -> None:
+    """``array-sim cli --yes`` confirms without reading stdin (a script's /dev/null)."""
+    with local() as cli:
+        cli.ok("volume create v1 1G")
+        cli.quiet("volume select v1 offline")
+    result = console.cli(gdir, "--yes", "volume", "delete", "v1")
+    assert result.stdout == "Do you really want to delete the volume v1? (y/n) [n] y\nVolume deletion succeeded.\n"
+    assert result.returncode == 0
+    with local() as cli:
+        assert cli.rows("volume show") == []
+    # A refusal stays a refusal with --yes (exit 1, one error line).
+    refused = console.cli(gdir, "--yes", "volume", "delete", "v1")
+    assert refused.returncode == 1 and refused.stdout.startswith("% Error - "), refused
 
 
 def test_cli_settings_persist_across_processes_per_account(gdir: Path, console: Any, local: Any) -> None:
