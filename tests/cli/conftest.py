@@ -180,8 +180,8 @@ class Console:
                 timeout=60,
                 env=env,
             )
-            # scripts/test re-runs ``pip install -e`` each time, which rewrites the
-            # console script; a concurrent run can catch it missing for a moment.
+            # scripts/test re-runs ``pip install -e`` when pyproject.toml changed, which
+            # rewrites the console script; a concurrent run can catch it missing for a moment.
             if not (
                 result.returncode in (2, 126, 127) and ("can't open file" in result.stderr or not ARRAY_SIM.exists())
             ):

@@ -148,3 +148,31 @@ def test_snap_reserve_cannot_drop_below_what_snapshots_hold(world: Any, helpers:
     assert helpers.group_state(world.group) == before
     world.quiet("volume select v3 snap-reserve 50%")
     assert world.values("volume select v3 show")["Snap-Reserve"] == "50%"
+
+
+def test_one_shot_refusals_through_the_real_command(tmp_path: Any, console: Any, helpers: Any) -> None:
+    """``array-sim cli`` from a shell: one error line, exit 1, nothing stored (argv words and a whole line)."""
+    from array_sim import Group
+    from array_sim.units import GiB
+
+    directory = tmp_path / "g"
+    Group.init(directory, member_size=10 * GiB).close()
+    assert console.cli(directory, "volume", "create", "v1", "1G").returncode == 0
+    for words in (
+        ["volume create vol\\1 1G"],
+        ["volume", "create", "vol\\1", "1G"],
+        ["volume", "create", "v\r2", "1G"],
+        ["volume", "create", "v2", "\u0661\u0660GB"],
+        ["volume", "select", "v1", "description", "d" * 10_000],
+        ["volume", "select", "v1", "iscsi-alias", "a" * 256],
+        ["volume", "select", "v1", "access", "create", "initiator", "iqn.2000-01.com.x:" + "i" * 206],
+    ):
+        result = console.cli(directory, *words)
+        lines = result.stdout.splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("% Error - "), result
+    listing = console.lines(directory, "volume", "show")
+    assert [line.split()[0] for line in listing[2:]] == ["v1"], listing
+    assert console.lines(directory, "cli-settings", "formatoutput", "off") == []
+    details = helpers.key_values(console.lines(directory, "volume", "select", "v1", "show"))
+    assert details["Description"] == "" and details["iSCSI Alias"] == "v1"
+    assert console.lines(directory, "volume", "select", "v1", "access", "show")[2:] == []
