@@ -1,0 +1,93 @@
+"""One disk of a member: a sparse file, with latent sector errors injected on demand.
+
+Rules of this module:
+
+1. A disk is a file of a fixed size made sparse with ``ftruncate``; reads are one ``pread``,
+   writes one ``pwrite`` (returned once the OS has them, as ``member_store`` rule 2).
+2. **Latent sector errors** are byte ranges of the disk that fail to read, as a real disk's
+   unreadable sectors do (``LatentError``). Writing over a range clears it, as a real disk remaps a
+   sector on write. The ranges are kept by the store in its superblock; this class only applies them.
+3. A disk never raises for its own state (failed, spare): the store decides whether to touch it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["Disk", "LatentError"]
+
+
+class LatentError(OSError):
+    """A read hit a latent sector error."""
+
+
+class Disk:
+    """A disk file, open for reading and writing."""
+
+    def __init__(self, path: Path, size: int, bad: list[list[int]] | None = None) -> None:
+        self.path = path
+        self.size = size
+        #: Sorted, disjoint ``[start, end)`` byte ranges that fail to read.
+        self.bad: list[list[int]] = [list(r) for r in (bad or [])]
+        self._fd = os.open(path, os.O_RDWR)
+
+    @classmethod
+    def create(cls, path: Path, size: int) -> Disk:
+        """A new empty disk (an existing file is replaced, as a new drive replaces a pulled one)."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        return cls(path, size)
+
+    def read(self, offset: int, length: int) -> bytes:
+        for start, end in self.bad:
+            if start < offset + length and offset < end:
+                raise LatentError(f"{self.path.name}: unreadable sectors at [{start}, {end})")
+        data = os.pread(self._fd, length, offset)
+        if len(data) != length:
+            raise OSError(f"short read from {self.path}")
+        return data
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        end = offset + len(view)
+        if self.bad:
+            self.bad = self._cleared(offset, end)
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view = view[written:]
+            offset += written
+        del end
+
+    def _cleared(self, start: int, end: int) -> list[list[int]]:
+        out: list[list[int]] = []
+        for a, b in self.bad:
+            if a < start:
+                out.append([a, min(b, start)])
+            if b > end:
+                out.append([max(a, end), b])
+        return out
+
+    def add_bad(self, offset: int, length: int) -> None:
+        ranges = sorted([*self.bad, [offset, offset + length]])
+        merged: list[list[int]] = []
+        for a, b in ranges:
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self.bad = merged
+
+    def bad_in(self, offset: int, length: int) -> bool:
+        return any(a < offset + length and offset < b for a, b in self.bad)
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,598 @@
+"""``RaidStore``: a member's page slots over N sparse disk files with a PS Series RAID policy.
+
+Rules of this module:
+
+1. **Layout** is ``policy`` (sets, spares) and ``layout`` (64 KiB strips, left-symmetric parity,
+   striping over sets). Which physical disk holds which set position is the role table of the
+   superblock (``superblock``): a spare that takes a failed disk's place takes its role.
+2. **Writes.** A stripe whose every strip is covered is encoded from the new data alone. A partial
+   write works on the stripe's column range (the touched bytes of its strips, widened to 8 bytes):
+   read-modify-write reads the old columns of the touched strips and of P (and Q) and applies the
+   delta; reconstruct-write reads the columns of the strips it does not fully overwrite and encodes
+   fresh parity. Read-modify-write is used only when every strip of the stripe is readable and it
+   reads less. Degraded stripes always reconstruct-write, and write every disk that is present,
+   the spare being rebuilt included.
+3. **Reads.** A readable strip is one ``pread``. A strip that is missing (failed disk, spare not yet
+   rebuilt past that stripe) or hits a latent sector error is rebuilt from the rest of its stripe;
+   a latent error is then corrected by rewriting the rebuilt bytes (the disk remaps on write) and
+   counted on the disk. When a strip cannot be rebuilt the store raises ``UnrecoverableRead`` (a
+   latent error where no redundancy is left) or ``MemberOffline`` (beyond tolerance); it never
+   returns wrong bytes.
+4. **Tolerance.** A set tolerates as many missing positions as it has parity (RAID 6: two, RAID 5 and
+   mirrors: one); a spare being rebuilt counts as missing. One more and the member is failed:
+   every read and write raises ``MemberOffline`` and ``health().online`` is False, for good (the
+   superblock keeps it).
+5. **The write hole is closed by a dirty-stripe map**: one byte per stripe of every set in an mmap'ed
+   file (``raid.dirty``), as ``chunk_map`` keeps chunk presence. A stripe is marked before any of
+   its disks is written and cleared after data and parity are; a store into the map is in the page
+   cache at once, so it survives ``kill -9``. ``open`` resyncs every marked stripe (parity
+   recomputed from the data, a mirror's second copy from the first) before serving, so data an
+   interrupted write left is old or new per sector, and parity agrees with it.
+6. **The limit:** a crash during a write to a stripe that is also missing a data strip (md's
+   "dirty degraded" array) leaves that strip unknowable: its parity may mix old and new data. The
+   store then marks the missing data strips of that stripe lost (superblock ``lost``,
+   ``lost_blocks`` True, eqlMemberLostRaidBlocks): reading them raises ``UnrecoverableRead`` until a
+   write covers the whole strip; the present data of the stripe stays readable, and no rebuild
+   uses a lost strip as input. A stripe that cannot be rebuilt during reconstruction (a latent
+   error with no redundancy left) marks the rebuilt strip lost the same way.
+7. **Faults are deterministic calls**: ``fail_disk``, ``replace_disk``, ``add_bad_sectors``.
+   Reconstruction runs only in ``background_step`` slices; its cursor is saved every 4 MiB.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidRequest
+from ..member_store import EventSink, MemberOffline, StoreHealth, check_range
+from ..units import PAGE_SIZE
+from . import superblock
+from .disks import Disk, LatentError
+from .errors import UnrecoverableRead
+from .layout import STRIP, Layout, Piece, disk_bytes_for
+from .parity import pq_parity, pq_update, recover_pq, recover_xor, xor_parity, xor_update
+from .policy import Geometry, geometry
+
+__all__ = ["RaidStore", "DiskInfo", "disk_size_for"]
+
+ONLINE, SPARE, FAILED = "on-line", "spare", "failed"
+DIRTY_FILE = "raid.dirty"
+#: Reconstruction progress is saved to the superblock every this many stripes (4 MiB of strips).
+_SAVE_EVERY = (4 << 20) // STRIP
+_CLEAN, _DIRTY = 0, 1
+
+
+def _no_events(level: str, message: str) -> None:
+    pass
+
+
+def disk_size_for(policy: str, disks: int, usable_bytes: int) -> int:
+    """Smallest disk size (whole strips) giving at least ``usable_bytes`` under ``policy``."""
+    return disk_bytes_for(geometry(policy, disks), usable_bytes)
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    """One disk as ``member select M show disks`` lists it."""
+
+    slot: int
+    #: eqlDiskStatus: on-line, spare or failed.
+    status: str
+    size: int
+    errors: int
+    #: "set S position P" (both counted from 1), "spare" or "" (failed, no role).
+    role: str
+    #: Percent rebuilt while the disk is being reconstructed, else None.
+    reconstructing: int | None = None
+
+
+def _u8(data: bytes | bytearray | memoryview) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+class RaidStore:
+    """Page slots of one member over the disk files in ``directory``."""
+
+    disk_size_for = staticmethod(disk_size_for)
+
+    def __init__(self, directory: Path, state: dict[str, Any], name: str | None, events: EventSink | None) -> None:
+        self.directory = directory
+        self.policy: str = state["policy"]
+        self.disk_size: int = state["disk_size"]
+        self.strip_size: int = state["strip_size"]
+        if self.strip_size != STRIP:
+            raise ValueError(f"{directory}: strip size {self.strip_size} is not {STRIP}")
+        self.name = name or state.get("name") or "member"
+        self.events: EventSink = events or _no_events
+        self._geo: Geometry = geometry(self.policy, state["disks"])
+        self._layout = Layout(self._geo, self.disk_size)
+        self.capacity_pages = self._layout.capacity // PAGE_SIZE
+        self._roles: list[list[int | None]] = [list(r) for r in state["roles"]]
+        ds = state["disk_states"]
+        self._status: list[str] = [d["status"] for d in ds]
+        self._rebuilt: list[int] = [d["rebuilt"] for d in ds]
+        self._errors: list[int] = [d["errors"] for d in ds]
+        self._failed: bool = state["failed"]
+        self._lost: set[tuple[int, int, int]] = {tuple(x) for x in state["lost"]}  # type: ignore[misc]
+        self._disks = [
+            Disk(directory / f"disk-{i:02d}.img", self.disk_size, d["bad"]) for i, d in enumerate(ds)
+        ]
+        dirty_len = self._layout.sets * self._layout.stripes
+        with open(directory / DIRTY_FILE, "r+b") as file:
+            self._dirty = mmap.mmap(file.fileno(), dirty_len)
+        self._since_save = 0
+        self._resync()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        policy: str,
+        disks: int,
+        disk_size: int,
+        name: str | None = None,
+        events: EventSink | None = None,
+    ) -> RaidStore:
+        """A new member of ``disks`` empty disk files of ``disk_size`` bytes (a multiple of 64 KiB)."""
+        geo = geometry(policy, disks)
+        layout = Layout(geo, disk_size)
+        if layout.capacity < PAGE_SIZE:
+            raise InvalidRequest(f"Disks of {disk_size} bytes hold less than one page under {policy}.")
+        directory.mkdir(parents=True, exist_ok=True)
+        for i in range(disks):
+            Disk.create(directory / f"disk-{i:02d}.img", disk_size).close()
+        with open(directory / DIRTY_FILE, "wb") as file:
+            file.truncate(layout.sets * layout.stripes)
+        roles: list[list[int | None]] = [[s * geo.width + p for p in range(geo.width)] for s in range(geo.sets)]
+        in_role = {d for r in roles for d in r}
+        state = {
+            "version": 1,
+            "policy": policy,
+            "disks": disks,
+            "disk_size": disk_size,
+            "strip_size": STRIP,
+            "name": name,
+            "roles": roles,
+            "disk_states": [
+                {
+                    "status": ONLINE if i in in_role else SPARE,
+                    "rebuilt": layout.stripes if i in in_role else 0,
+                    "errors": 0,
+                    "bad": [],
+                }
+                for i in range(disks)
+            ],
+            "failed": False,
+            "lost": [],
+        }
+        superblock.save(directory, state)
+        return cls(directory, state, name, events)
+
+    @classmethod
+    def open(cls, directory: Path, name: str | None = None, events: EventSink | None = None) -> RaidStore:
+        """Reopen a member; stripes a crash left dirty are resynced before this returns."""
+        return cls(directory, superblock.load(directory), name, events)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "policy": self.policy,
+            "disks": self._geo.disks,
+            "disk_size": self.disk_size,
+            "strip_size": STRIP,
+            "name": self.name,
+            "roles": self._roles,
+            "disk_states": [
+                {"status": s, "rebuilt": r, "errors": e, "bad": d.bad}
+                for s, r, e, d in zip(self._status, self._rebuilt, self._errors, self._disks)
+            ],
+            "failed": self._failed,
+            "lost": sorted(self._lost),
+        }
+
+    def _save(self) -> None:
+        superblock.save(self.directory, self._state())
+        self._since_save = 0
+
+    def flush(self) -> None:
+        for i, disk in enumerate(self._disks):
+            if self._status[i] != FAILED:
+                disk.flush()
+        self._dirty.flush()
+
+    def close(self) -> None:
+        """Close the disks and the dirty map; closing again does nothing."""
+        if self._dirty.closed:
+            return
+        self._save()
+        for disk in self._disks:
+            disk.close()
+        self._dirty.close()
+
+    # ------------------------------------------------------------------ introspection
+
+    @property
+    def lost_blocks(self) -> bool:
+        """eqlMemberLostRaidBlocks: some data could not be kept (rule 6) or the member failed."""
+        return self._failed or bool(self._lost)
+
+    def disks(self) -> list[DiskInfo]:
+        where = {d: (s, p) for s, r in enumerate(self._roles) for p, d in enumerate(r) if d is not None}
+        out = []
+        stripes = self._layout.stripes
+        for i, status in enumerate(self._status):
+            role = f"set {where[i][0] + 1} position {where[i][1] + 1}" if i in where else SPARE if status == SPARE else ""
+            rebuilding = i in where and self._rebuilt[i] < stripes
+            out.append(
+                DiskInfo(i, status, self.disk_size, self._errors[i], role,
+                         self._rebuilt[i] * 100 // stripes if rebuilding else None)
+            )
+        return out
+
+    def _rebuilding(self) -> list[tuple[int, int, int]]:
+        return [
+            (s, p, d)
+            for s, r in enumerate(self._roles)
+            for p, d in enumerate(r)
+            if d is not None and self._rebuilt[d] < self._layout.stripes
+        ]
+
+    def health(self) -> StoreHealth:
+        spares = self._status.count(SPARE)
+        if self._failed:
+            return StoreHealth("failed", 0, spares, False)
+        rebuilding = self._rebuilding()
+        if rebuilding:
+            done = sum(self._rebuilt[d] for _, _, d in rebuilding)
+            pct = done * 100 // (len(rebuilding) * self._layout.stripes)
+            return StoreHealth("reconstructing", pct, spares, True)
+        if any(d is None for r in self._roles for d in r):
+            return StoreHealth("degraded", 0, spares, True)
+        return StoreHealth("ok", 0, spares, True)
+
+    # ------------------------------------------------------------------ disk access
+
+    def _readable(self, set_: int, pos: int, stripe: int) -> bool:
+        d = self._roles[set_][pos]
+        return d is not None and self._status[d] == ONLINE and self._rebuilt[d] > stripe
+
+    def _writable(self, set_: int, pos: int) -> bool:
+        d = self._roles[set_][pos]
+        return d is not None and self._status[d] == ONLINE
+
+    def _disk_at(self, set_: int, pos: int) -> Disk:
+        d = self._roles[set_][pos]
+        assert d is not None
+        return self._disks[d]
+
+    def _try_read(self, set_: int, stripe: int, pos: int, lo: int, hi: int, latent: list[int]) -> np.ndarray | None:
+        if not self._readable(set_, pos, stripe):
+            return None
+        try:
+            return _u8(self._disk_at(set_, pos).read(stripe * STRIP + lo, hi - lo))
+        except LatentError:
+            latent.append(pos)
+            return None
+
+    def _columns(self, set_: int, stripe: int, lo: int, hi: int, need: list[int]) -> dict[int, np.ndarray]:
+        """Columns ``[lo, hi)`` of positions ``need`` of a stripe, rebuilt where they cannot be read."""
+        latent: list[int] = []
+        got: dict[int, np.ndarray] = {}
+        for pos in need:
+            col = self._try_read(set_, stripe, pos, lo, hi, latent)
+            if col is not None:
+                got[pos] = col
+        if len(got) == len(need):
+            return got
+        for pos in range(self._layout.width):
+            if pos not in need:
+                col = self._try_read(set_, stripe, pos, lo, hi, latent)
+                if col is not None:
+                    got[pos] = col
+        missing = [p for p in range(self._layout.width) if p not in got]
+        if len(missing) > self._layout.parity:
+            if self._failed:
+                raise MemberOffline(f"member {self.name} is offline")
+            raise UnrecoverableRead(f"set {set_ + 1} stripe {stripe}: no redundancy left to rebuild a latent error")
+        if any((set_, stripe, p) in self._lost for p in got):
+            raise UnrecoverableRead(f"set {set_ + 1} stripe {stripe}: holds data lost in a crash")
+        self._rebuild_into(stripe, got, missing)
+        corrected = False
+        for pos in latent:
+            if self._writable(set_, pos):
+                self._disk_at(set_, pos).write(stripe * STRIP + lo, got[pos])
+                d = self._roles[set_][pos]
+                assert d is not None
+                self._errors[d] += 1
+                corrected = True
+                self.events("INFO", f"Latent sector error corrected on disk {d} of member {self.name}.")
+        if corrected:
+            self._save()
+        return got
+
+    def _rebuild_into(self, stripe: int, got: dict[int, np.ndarray], missing: list[int]) -> None:
+        if not missing:
+            return
+        lay = self._layout
+        if lay.mirror or lay.parity == 1:
+            (m,) = missing
+            got[m] = recover_xor([got.get(p) for p in range(lay.width)])
+            return
+        roles = lay.roles(stripe)
+        data: list[np.ndarray | None] = [None] * lay.k
+        p = q = None
+        for pos, (kind, j) in enumerate(roles):
+            col = got.get(pos)
+            if kind == "data":
+                data[j] = col
+            elif kind == "p":
+                p = col
+            else:
+                q = col
+        data2, p2, q2 = recover_pq(data, p, q)
+        for pos, (kind, j) in enumerate(roles):
+            got[pos] = data2[j] if kind == "data" else p2 if kind == "p" else q2
+
+    def _check_online(self) -> None:
+        if self._failed:
+            raise MemberOffline(f"member {self.name} is offline: more disks failed than RAID policy {self.policy} tolerates")
+
+    # ------------------------------------------------------------------ I/O
+
+    def read(self, slot: int, offset: int, length: int) -> bytes:
+        position = check_range(self.capacity_pages, slot, offset, length)
+        self._check_online()
+        out = bytearray(length)
+        lay = self._layout
+        for pc in lay.pieces(position, length):
+            pos = lay.data_position(pc.stripe, pc.index)
+            if (pc.set, pc.stripe, pos) in self._lost:
+                raise UnrecoverableRead(f"set {pc.set + 1} stripe {pc.stripe}: data lost in a crash on a degraded set")
+            chunk: bytes | np.ndarray | None = None
+            if self._readable(pc.set, pos, pc.stripe):
+                try:
+                    chunk = self._disk_at(pc.set, pos).read(pc.stripe * STRIP + pc.start, pc.length)
+                except LatentError:
+                    chunk = None
+            if chunk is None:
+                lo, hi = pc.start & ~7, (pc.start + pc.length + 7) & ~7
+                col = self._columns(pc.set, pc.stripe, lo, hi, [pos])[pos]
+                chunk = col[pc.start - lo : pc.start - lo + pc.length].tobytes()
+            out[pc.buffer_offset : pc.buffer_offset + pc.length] = chunk
+        return bytes(out)
+
+    def write(self, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        position = check_range(self.capacity_pages, slot, offset, len(view))
+        self._check_online()
+        groups: dict[tuple[int, int], list[Piece]] = {}
+        for pc in self._layout.pieces(position, len(view)):
+            groups.setdefault((pc.set, pc.stripe), []).append(pc)
+        for (set_, stripe), pieces in groups.items():
+            self._write_stripe(set_, stripe, pieces, view)
+
+    def _write_stripe(self, set_: int, stripe: int, pieces: list[Piece], view: memoryview) -> None:
+        lay = self._layout
+        mark = set_ * lay.stripes + stripe
+        self._dirty[mark] = _DIRTY
+        try:
+            if lay.mirror:
+                (pc,) = pieces
+                for pos in (0, 1):
+                    if self._writable(set_, pos):
+                        self._disk_at(set_, pos).write(stripe * STRIP + pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
+            else:
+                self._write_parity_stripe(set_, stripe, pieces, view)
+        except UnrecoverableRead:
+            self._dirty[mark] = _CLEAN  # raised by the reads, before any disk was written
+            raise
+        self._dirty[mark] = _CLEAN
+        changed = False
+        for pc in pieces:
+            key = (set_, stripe, lay.data_position(stripe, pc.index))
+            if pc.length == STRIP and key in self._lost:
+                self._lost.discard(key)
+                changed = True
+        if changed:
+            self._save()
+
+    def _write_parity_stripe(self, set_: int, stripe: int, pieces: list[Piece], view: memoryview) -> None:
+        lay = self._layout
+        lo = min(pc.start for pc in pieces) & ~7
+        hi = (max(pc.start + pc.length for pc in pieces) + 7) & ~7
+        width = hi - lo
+        touched = {pc.index: pc for pc in pieces}
+        covering = {j for j, pc in touched.items() if pc.start <= lo and pc.start + pc.length >= hi}
+        ppos = lay.parity_positions(stripe)
+        healthy = all(self._readable(set_, p, stripe) for p in range(lay.width)) and not any(
+            (set_, stripe, p) in self._lost for p in range(lay.width)
+        )
+        rmw = healthy and (len(touched) + lay.parity) * width < (lay.k - len(covering)) * width
+
+        def new_column(j: int, old: np.ndarray | None) -> np.ndarray:
+            col = np.zeros(width, np.uint8) if old is None else old.copy()
+            pc = touched[j]
+            col[pc.start - lo : pc.start - lo + pc.length] = _u8(view[pc.buffer_offset : pc.buffer_offset + pc.length])
+            return col
+
+        if rmw:
+            need = [lay.data_position(stripe, j) for j in touched] + ppos
+            cols = self._columns(set_, stripe, lo, hi, need)
+            parity = [cols[p].copy() for p in ppos]
+            for j in touched:
+                old = cols[lay.data_position(stripe, j)]
+                new = new_column(j, old)
+                if lay.parity == 1:
+                    xor_update(parity[0], old, new)
+                else:
+                    pq_update(parity[0], parity[1], j, old, new)
+        else:
+            need = [lay.data_position(stripe, j) for j in range(lay.k) if j not in covering]
+            cols = self._columns(set_, stripe, lo, hi, need) if need else {}
+            strips = []
+            for j in range(lay.k):
+                old = cols.get(lay.data_position(stripe, j))
+                strips.append(new_column(j, old) if j in touched else old)
+            parity = [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
+        for j, pc in touched.items():
+            pos = lay.data_position(stripe, j)
+            if self._writable(set_, pos):
+                self._disk_at(set_, pos).write(stripe * STRIP + pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
+        for p, col in zip(ppos, parity):
+            if self._writable(set_, p):
+                self._disk_at(set_, p).write(stripe * STRIP + lo, col)
+
+    # ------------------------------------------------------------------ resync (rule 5)
+
+    def _resync(self) -> None:
+        lay = self._layout
+        i = self._dirty.find(b"\x01")
+        changed = False
+        while i >= 0:
+            set_, stripe = divmod(i, lay.stripes)
+            if not self._failed:
+                changed |= self._resync_stripe(set_, stripe)
+            self._dirty[i] = _CLEAN
+            i = self._dirty.find(b"\x01", i + 1)
+        if changed:
+            self._save()
+
+    def _resync_stripe(self, set_: int, stripe: int) -> bool:
+        """Make one stripe's redundancy agree with its data; True if strips were marked lost."""
+        lay = self._layout
+        dpos = [lay.data_position(stripe, j) for j in range(lay.k)]
+        ppos = lay.parity_positions(stripe)
+        latent: list[int] = []
+        cols = {p: self._try_read(set_, stripe, p, 0, STRIP, latent) for p in dpos}
+        unknown = [p for p, c in cols.items() if c is None]
+        if lay.mirror and unknown:
+            other = self._try_read(set_, stripe, 1, 0, STRIP, latent)
+            if other is not None:
+                if self._writable(set_, 0):
+                    self._disk_at(set_, 0).write(stripe * STRIP, other)
+                return False
+        if unknown:
+            for p in unknown:
+                self._lost.add((set_, stripe, p))
+            self.events("ERROR", f"Member {self.name} lost RAID blocks: a crash interrupted a write to a degraded stripe.")
+            return True
+        strips = [cols[p] for p in dpos]
+        parity = [strips[0]] if lay.mirror else [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
+        for p, col in zip(ppos, parity):
+            if self._writable(set_, p):
+                self._disk_at(set_, p).write(stripe * STRIP, col)
+        return False
+
+    # ------------------------------------------------------------------ faults
+
+    def _disk_number(self, n: int) -> int:
+        if not 0 <= n < len(self._disks):
+            raise InvalidRequest(f"Disk {n} does not exist on member {self.name}.")
+        return n
+
+    def fail_disk(self, n: int) -> None:
+        """Disk ``n`` fails: a spare takes its role, or its set runs degraded, or the member fails."""
+        self._disk_number(n)
+        if self._status[n] == FAILED:
+            return
+        self._status[n] = FAILED
+        for r in self._roles:
+            for p, d in enumerate(r):
+                if d == n:
+                    r[p] = None
+        self.events("WARNING", f"Disk {n} failed on member {self.name}.")
+        self._check_tolerance()
+        self._take_spares()
+        self._save()
+
+    def _check_tolerance(self) -> None:
+        if self._failed:
+            return
+        for s, r in enumerate(self._roles):
+            missing = sum(1 for d in r if d is None or self._rebuilt[d] < self._layout.stripes)
+            if missing > self._layout.parity:
+                self._failed = True
+                self.events(
+                    "ERROR",
+                    f"Member {self.name} is offline: RAID set {s + 1} lost more disks than RAID policy "
+                    f"{self.policy} tolerates.",
+                )
+                return
+
+    def _take_spares(self) -> None:
+        if self._failed:
+            return
+        for s, r in enumerate(self._roles):
+            for p, d in enumerate(r):
+                if d is not None:
+                    continue
+                spare = next((i for i, st in enumerate(self._status) if st == SPARE), None)
+                if spare is None:
+                    return
+                r[p] = spare
+                self._status[spare] = ONLINE
+                self._rebuilt[spare] = 0
+                self.events("INFO", f"Spare disk {spare} is now in use on member {self.name}.")
+                self.events("INFO", f"Reconstruction of RAID set {s + 1} started on disk {spare} of member {self.name}.")
+
+    def replace_disk(self, n: int) -> None:
+        """A new empty disk in slot ``n`` (which must have failed); it becomes a spare, taken at once if needed."""
+        self._disk_number(n)
+        if self._status[n] != FAILED:
+            raise InvalidRequest(f"Disk {n} on member {self.name} has not failed.")
+        self._disks[n].close()
+        self._disks[n] = Disk.create(self._disks[n].path, self.disk_size)
+        self._status[n] = SPARE
+        self._rebuilt[n] = 0
+        self._errors[n] = 0
+        self._take_spares()
+        self._save()
+
+    def add_bad_sectors(self, n: int, offset: int, length: int) -> None:
+        """Reads of bytes ``[offset, offset + length)`` of disk ``n`` fail from now on, until rewritten."""
+        self._disk_number(n)
+        if not (0 <= offset and 0 < length and offset + length <= self.disk_size):
+            raise InvalidRequest(f"Range [{offset}, +{length}) is outside disk {n}.")
+        self._disks[n].add_bad(offset, length)
+        self._save()
+
+    # ------------------------------------------------------------------ reconstruction
+
+    def background_step(self, budget: int) -> bool:
+        """Rebuild the next stripes (about ``budget`` bytes written to spares); True while work remains."""
+        if self._failed or self._dirty.closed:
+            return False
+        rebuilding = self._rebuilding()
+        if not rebuilding:
+            return False
+        set_, pos, d = rebuilding[0]
+        stripes = self._layout.stripes
+        for _ in range(max(1, budget // STRIP)):
+            stripe = self._rebuilt[d]
+            if stripe >= stripes:
+                break
+            try:
+                col = self._columns(set_, stripe, 0, STRIP, [pos])[pos]
+            except UnrecoverableRead:
+                self._lost.add((set_, stripe, pos))
+                self.events("ERROR", f"Member {self.name} lost RAID blocks: stripe {stripe} of RAID set {set_ + 1} could not be rebuilt.")
+                self._save()
+            else:
+                self._disks[d].write(stripe * STRIP, col)
+            self._rebuilt[d] = stripe + 1
+            self._since_save += 1
+            if self._since_save >= _SAVE_EVERY:
+                self._save()
+        if self._rebuilt[d] >= stripes:
+            self.events("INFO", f"Reconstruction of RAID set {set_ + 1} finished on disk {d} of member {self.name}.")
+            self._save()
+        return bool(self._rebuilding())
