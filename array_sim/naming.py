@@ -88,15 +88,25 @@ TEXT_LIMITS: dict[str, TextLimit] = {
     "alias": TextLimit("iSCSI alias", 255, True, _ISCSI_VALUE),
     # iSCSI names: at most 223 bytes (RFC 7143 section 4.2.7.1); "*" is any initiator. No blanks.
     "initiator": TextLimit(
-        "initiator name", 223, True, "iSCSI allows (RFC 7143 section 4.2.7.1)",
-        re.compile(r"\S"), "characters other than blanks", 1,
+        "initiator name",
+        223,
+        True,
+        "iSCSI allows (RFC 7143 section 4.2.7.1)",
+        re.compile(r"\S"),
+        "characters other than blanks",
+        1,
     ),
     # A dotted quad with '*' octets, 255.255.255.255 at the longest (the form is checked by access_admin).
     "ipaddress": TextLimit("IP address", 15, False, _ARRAY, re.compile(r"[0-9.*]"), "digits, '.' and '*'", 1),
     # CHAP user names: the simulator keeps the array's object-name length; sent as CHAP_N (a text value).
     "chap_user": TextLimit(
-        "CHAP user name", 63, False, _ARRAY, re.compile(r"[A-Za-z0-9._:@-]"),
-        "letters, digits, '.', '_', ':', '@' or '-'", 1,
+        "CHAP user name",
+        63,
+        False,
+        _ARRAY,
+        re.compile(r"[A-Za-z0-9._:@-]"),
+        "letters, digits, '.', '_', ':', '@' or '-'",
+        1,
     ),
     # No array figure known: 255 bytes like any iSCSI value, and at least 12 (RFC 7143 section 12.1.3).
     "chap_password": TextLimit("CHAP password", 255, True, "iSCSI allows (RFC 7143 sections 6.1, 12.1.3)", least=12),

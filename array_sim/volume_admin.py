@@ -351,4 +351,3 @@ class VolumeAdmin:
             if snapshot.name == name:
                 return snapshot
         raise NotFound(f"Snapshot {name} does not exist.")
-

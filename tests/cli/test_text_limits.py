@@ -79,8 +79,12 @@ def test_refused_with_the_limit_and_nothing_changed(world: Any, helpers: Any, li
 def test_refused_from_argv_words(world: Any, helpers: Any) -> None:
     """Words from a shell's argv skip the tokenizer; the engine's limits still hold."""
     before = helpers.group_state(world.group)
-    for words in (["volume", "create", "vz\n", "1G"], ["volume", "create", "vo\rl", "1G"],
-                  ["volume", "select", "v1", "description", "a\rb"], ["chapuser", "create", "c\r"]):
+    for words in (
+        ["volume", "create", "vz\n", "1G"],
+        ["volume", "create", "vo\rl", "1G"],
+        ["volume", "select", "v1", "description", "a\rb"],
+        ["chapuser", "create", "c\r"],
+    ):
         out = world.session.execute_words(words)
         assert len(out) == 1 and out[0].startswith("% Error - ") and "a control character" in out[0], out
         assert "\r" not in out[0] and "\n" not in out[0]

@@ -26,9 +26,7 @@ _COLUMNS = [
 
 
 def access_table(records: list[AccessRecord]) -> list[str]:
-    rows = [
-        (str(r.number), r.initiator, r.ipaddress, r.auth_method, r.chap_user, r.apply_to) for r in records
-    ]
+    rows = [(str(r.number), r.initiator, r.ipaddress, r.auth_method, r.chap_user, r.apply_to) for r in records]
     return table(_COLUMNS, rows)
 
 

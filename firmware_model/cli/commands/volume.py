@@ -45,9 +45,7 @@ def volume(session: Session, words: Words) -> list[str]:
         name = words.take("volume name")
         words.end()
         session.group.check_delete_volume(name)
-        return session.confirm(
-            f"Do you really want to delete the volume {name}?", lambda: _delete(session, name)
-        )
+        return session.confirm(f"Do you really want to delete the volume {name}?", lambda: _delete(session, name))
     if action == "rename":
         old, new = words.take("volume name"), words.take("new volume name")
         words.end()
