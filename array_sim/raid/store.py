@@ -67,6 +67,8 @@ DIRTY_FILE = "raid.dirty"
 #: Reconstruction progress is saved to the superblock every this many stripes (4 MiB of strips).
 _SAVE_EVERY = (4 << 20) // STRIP
 _CLEAN, _DIRTY = 0, 1
+#: Stripes rebuilt with one pread per disk (1 MiB of each).
+_BATCH = (1 << 20) // STRIP
 
 
 def _no_events(level: str, message: str) -> None:
@@ -567,6 +569,41 @@ class RaidStore:
 
     # ------------------------------------------------------------------ reconstruction
 
+    def _rebuild_batch(self, set_: int, pos: int, d: int, first: int, n: int) -> bool:
+        """Rebuild stripes ``[first, first + n)`` of position ``pos`` with one pread per disk.
+
+        Only when ``pos`` is the one position missing there, no strip is lost and no latent error
+        is hit; False (nothing done) otherwise, and the caller goes stripe by stripe.
+        """
+        lay = self._layout
+        others = [p for p in range(lay.width) if p != pos]
+        if any(not self._readable(set_, p, first + n - 1) for p in others):
+            return False
+        if self._lost and any((set_, s, p) in self._lost for s in range(first, first + n) for p in range(lay.width)):
+            return False
+        try:
+            cols = {p: _u8(self._disk_at(set_, p).read(first * STRIP, n * STRIP)) for p in others}
+        except LatentError:
+            return False
+        if lay.mirror:
+            out = cols[others[0]]
+        else:
+            out = np.zeros(n * STRIP, np.uint8)
+            for p in others:
+                np.bitwise_xor(out, cols[p], out=out)
+            if lay.parity == 2:
+                for i in range(n):
+                    stripe = first + i
+                    q = lay.parity_positions(stripe)[1]
+                    part = slice(i * STRIP, (i + 1) * STRIP)
+                    if q != pos:  # P or data: the xor of every other strip but Q
+                        np.bitwise_xor(out[part], cols[q][part], out=out[part])
+                    else:
+                        data = [cols[lay.data_position(stripe, j)][part] for j in range(lay.k)]
+                        out[part] = pq_parity(data)[1]
+        self._disks[d].write(first * STRIP, out)
+        return True
+
     def background_step(self, budget: int) -> bool:
         """Rebuild the next stripes (about ``budget`` bytes written to spares); True while work remains."""
         if self._failed or self._dirty.closed:
@@ -576,10 +613,18 @@ class RaidStore:
             return False
         set_, pos, d = rebuilding[0]
         stripes = self._layout.stripes
-        for _ in range(max(1, budget // STRIP)):
+        todo = max(1, budget // STRIP)
+        while todo > 0 and self._rebuilt[d] < stripes:
             stripe = self._rebuilt[d]
-            if stripe >= stripes:
-                break
+            n = min(todo, _BATCH, stripes - stripe)
+            if self._rebuild_batch(set_, pos, d, stripe, n):
+                todo -= n
+                self._rebuilt[d] = stripe + n
+                self._since_save += n
+                if self._since_save >= _SAVE_EVERY:
+                    self._save()
+                continue
+            todo -= 1
             try:
                 col = self._columns(set_, stripe, 0, STRIP, [pos])[pos]
             except UnrecoverableRead:
