@@ -3,8 +3,11 @@
 A group directory holds::
 
     catalog.sqlite3          every object and page table (see catalog.py)
-    members/<name>.store     a member's page slots (sparse file, member_store.py)
-    members/<name>.chunks    which 4 KiB chunks of each slot hold data (chunk_map.py)
+    members/<name>/          a member: its disk files, RAID superblock and dirty-stripe map
+                             (array_sim/raid), and chunks.map: which 4 KiB chunks of each
+                             page slot hold data (chunk_map.py)
+    members/<name>.store     a member made by release 0.1: one sparse file, no RAID
+                             (member_store.FileStore), with members/<name>.chunks
     group.lock               held (flock) by the one process that has the group open
 
 Volume and snapshot operations are in ``volume_admin.py`` and
@@ -25,12 +28,11 @@ from typing import TypeVar
 from .access_admin import AccessAdmin
 from .block import DeviceOffline, SpaceExhausted
 from .catalog import Catalog
-from .chunk_map import ChunkMap
 from .errors import GroupLocked, InvalidRequest, NotFound
-from .member_store import FileStore
+from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MEMBER_OFFLINE, MemberAdmin
 from .migrations import migrate
 from .naming import valid_object_name
-from .pages import PageTables
+from .pages import PageTables, PhysPage
 from .pool import Placement
 from .records import Snapshot, Volume, load_rows, update_row
 from .snapshot_admin import SnapshotAdmin
@@ -87,20 +89,19 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             os.close(self._lock_fd)
             raise
         self.placement = Placement()
-        chunk_maps: dict[int, ChunkMap] = {}
         self.pools: dict[int, str] = dict(self.catalog.db.execute("SELECT id, name FROM pools"))
-        for member_id, name, pool_id, capacity, store in self.catalog.db.execute(
-            "SELECT id, name, pool_id, capacity_pages, store FROM members"
-        ):
-            path = self.directory / store
-            self.placement.add_member(member_id, name, pool_id, FileStore(path, capacity))
-            chunk_maps[member_id] = ChunkMap(PageTables.chunk_map_path(path), capacity)
+        #: Called with ``(level, message, member)`` after each event is committed (``serve`` logs them).
+        self.event_listeners: list[Callable[[str, str, str], None]] = []
+        self.member_admin = MemberAdmin(self.directory, self.catalog, self.placement, self.pools, self.log_event)
+        chunk_maps = self.member_admin.open_all()
         self.tables = PageTables(self.catalog, self.placement, chunk_maps)
         self.space = SpaceAccounting(self.tables)
         self.volumes: dict[int, Volume] = {}
         self.snapshots: dict[int, Snapshot] = {}
         self._load()
         self.catalog.on_rollback = self._load
+        self.member_admin.on_offline = self._member_offline
+        self.member_admin.check_offline()
 
     def _load(self) -> None:
         """(Re)load memory from the catalog; records keep their identity for open devices."""
@@ -119,8 +120,10 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
         member_size: int = DEFAULT_MEMBER_SIZE,
         group_ip: str = "127.0.0.1",
         clock: Callable[[], datetime] = datetime.now,
+        disks: int = DEFAULT_DISKS,
+        raid_policy: str = DEFAULT_RAID_POLICY,
     ) -> Group:
-        """Create a group with the pool ``default`` and one member, then open it."""
+        """Create a group with the pool ``default`` and one RAID member of ``member_size`` usable bytes."""
         directory = Path(directory)
         if (directory / Catalog.FILE_NAME).exists():
             raise InvalidRequest(f"a group already exists in {directory}")
@@ -140,7 +143,12 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             db.execute("INSERT INTO pools (name) VALUES ('default')")
         catalog.close()
         group = cls(directory, clock)
-        group.add_member("member-1", member_size, "default")
+        try:
+            group.add_member("member-1", member_size, "default", disks, raid_policy)
+        except BaseException:
+            group.close()
+            (directory / Catalog.FILE_NAME).unlink()
+            raise
         return group
 
     @classmethod
@@ -187,16 +195,20 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
     def set_group_param(self, key: str, value: str) -> None:
         self.catalog.set_param(key, value)
 
-    def log_event(self, level: str, message: str) -> None:
-        """Append to the group's event log (shown by the firmware model)."""
+    def log_event(self, level: str, message: str, member: str = "") -> None:
+        """Append to the group's event log (``show events``); listeners hear it once it is committed."""
         with self.catalog.transaction() as db:
             db.execute(
-                "INSERT INTO events (time, level, message) VALUES (?, ?, ?)",
-                (self.clock().isoformat(timespec="seconds"), level, message),
+                "INSERT INTO events (time, level, message, member) VALUES (?, ?, ?, ?)",
+                (self.clock().isoformat(timespec="seconds"), level, message, member),
             )
+            for listener in self.event_listeners:
+                self.catalog.after_commit(lambda listener=listener: listener(level, message, member))
 
-    def events(self) -> list[tuple[str, str, str]]:
-        return list(self.catalog.db.execute("SELECT time, level, message FROM events ORDER BY id"))
+    def events(self, last: int | None = None) -> list[tuple[str, str, str, str]]:
+        """(time, level, message, member) of the event log, oldest first; ``last`` keeps the newest N."""
+        rows = list(self.catalog.db.execute("SELECT time, level, message, member FROM events ORDER BY id"))
+        return rows[-last:] if last else rows
 
     # ------------------------------------------------------- pools and members
 
@@ -215,26 +227,46 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             pool_id = int(db.execute("INSERT INTO pools (name) VALUES (?)", (name,)).lastrowid or 0)
         self.pools[pool_id] = name
 
-    def add_member(self, name: str, size: int, pool: str) -> None:
-        """Add a member (an array) of ``size`` bytes to a pool, with its own store file."""
-        pool_id = self.pool_id(pool)
-        capacity = size // PAGE_SIZE
-        if any(m.name == name for m in self.placement.members.values()):
-            raise InvalidRequest(f"Member {name} already exists.")
-        relative = f"members/{name}.store"
-        path = self.directory / relative
-        FileStore.create(path, capacity).close()
-        ChunkMap.create(PageTables.chunk_map_path(path), capacity).close()
+    def add_member(
+        self, name: str, size: int, pool: str, disks: int = DEFAULT_DISKS, raid_policy: str = DEFAULT_RAID_POLICY
+    ) -> None:
+        """Add a configured member (an array) of at least ``size`` usable bytes to a pool."""
+        member_id, chunk_map = self.member_admin.create_member(name, pool, size, disks, raid_policy)
+        self.tables.chunk_maps[member_id] = chunk_map
+
+    def add_array(self, name: str, pool: str, disks: int, disk_size: int) -> None:
+        """Bring an unconfigured array into the group (``simulate member add``; only a simulator does this)."""
+        self.member_admin.add_unconfigured(name, pool, disks, disk_size)
+
+    def configure_member(self, name: str, raid_policy: str) -> None:
+        """``member select M raid-policy P``: the RAID set is initialised and its capacity joins the pool."""
+        member_id, chunk_map = self.member_admin.configure(name, raid_policy)
+        self.tables.chunk_maps[member_id] = chunk_map
+
+    def background_step(self, budget: int = 1 << 20) -> bool:
+        """One slice of long work (RAID reconstruction); True while any remains."""
+        return self.member_admin.background_step(budget)
+
+    def _member_offline(self, member_id: int) -> None:
+        """Every volume and snapshot with data on an off-line member goes off-line (member_admin rule 3)."""
+        name = self.placement.members[member_id].name
+        on_member = set()
+        for map_id, table in self.tables.maps.items():
+            for pid in table.values():
+                page: PhysPage | None = self.tables.phys[pid]
+                while page is not None and map_id not in on_member:
+                    if page.address[0] == member_id:
+                        on_member.add(map_id)
+                    page = self.tables.phys[page.backing] if page.backing is not None else None
         with self.catalog.transaction() as db:
-            member_id = int(
-                db.execute(
-                    "INSERT INTO members (name, pool_id, capacity_pages, store) VALUES (?, ?, ?, ?)",
-                    (name, pool_id, capacity, relative),
-                ).lastrowid
-                or 0
-            )
-        self.placement.add_member(member_id, name, pool_id, FileStore(path, capacity))
-        self.tables.chunk_maps[member_id] = ChunkMap(PageTables.chunk_map_path(path), capacity)
+            self.log_event("ERROR", f"Member {name} is offline: it lost more disks than its RAID policy tolerates.", name)
+            for volume in self.volumes.values():
+                snapshots = [s for s in self.snapshots_of(volume) if s.map_id in on_member]
+                if volume.map_id in on_member or snapshots:
+                    update_row(db, volume, online=False, offline_reason=MEMBER_OFFLINE)
+                    self.log_event("ERROR", f"Volume {volume.name} set offline: its data is on member {name}.", name)
+                for snapshot in snapshots:
+                    update_row(db, snapshot, online=False)
 
     def members(self) -> list[tuple[str, str, int, int]]:
         """(name, pool, capacity pages, free slots) of every member."""

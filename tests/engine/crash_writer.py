@@ -419,7 +419,8 @@ class _CatalogConnection:
 def install_crash_point(point: int, log: AckLog) -> None:
     """SIGKILL this process at the ``point``-th I/O event of the engine, counted from Group.open.
 
-    Events: before and after every catalog COMMIT, every ``FileStore.write`` (``MemberStore`` before RAID)
+    Events: before and after every catalog COMMIT, every disk file write
+    (``Disk.write`` of a RAID member; ``MemberStore.write`` before RAID)
     (which is split in two ``pwrite`` halves with an event between them, to
     leave a torn write), and every ``MemberStore.discard`` (hole punch) and
     ``ChunkMap.clear``/``forget``/``mark`` (chunk presence), for those of these
@@ -429,9 +430,10 @@ def install_crash_point(point: int, log: AckLog) -> None:
     """
     from array_sim.catalog import Catalog
     from array_sim.chunk_map import ChunkMap
-    from array_sim import member_store
-
-    MemberStore = getattr(member_store, "FileStore", None) or member_store.MemberStore
+    try:  # the disk files of a RAID member (this engine), else the one member file (releases before RAID)
+        from array_sim.raid.disks import Disk as MemberStore
+    except ImportError:
+        from array_sim.member_store import MemberStore
 
     count = 0
 
@@ -457,14 +459,16 @@ def install_crash_point(point: int, log: AckLog) -> None:
 
     original_write = MemberStore.write
 
-    def write(self: MemberStore, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
+    def write(self: Any, *args: Any) -> None:
+        *where, data = args  # (slot, offset) of a member file, (offset,) of a disk
         event("store.write", "before")
         view = memoryview(data)
         half = len(view) // 2 // SECTOR_SIZE * SECTOR_SIZE
         if half:
-            original_write(self, slot, offset, view[:half])
+            original_write(self, *where, view[:half])
             event("store.write", "half")
-        original_write(self, slot, offset + half, view[half:])
+        where[-1] += half
+        original_write(self, *where, view[half:])
         event("store.write", "after")
 
     MemberStore.write = write  # type: ignore[method-assign]

@@ -750,8 +750,13 @@ def test_flush_fsyncs_and_data_reads_back(tmp_path: Path, monkeypatch: pytest.Mo
         device.write(5, data[:9000 // 512 * 512])  # unaligned copy-on-write after the snapshot
         synced.clear()
         group.flush()
-        store_fds = {m.store._fd for m in group.placement.members.values()}
-        assert store_fds <= set(synced), "Group.flush did not fsync every member store"
+        disk_files = {str(path) for path in (directory / "members").glob("*/disk-*.img")}
+        assert len(disk_files) == 24
+
+        def synced_files() -> set[str]:
+            return {os.readlink(f"/proc/self/fd/{fd}") for fd in synced if os.path.exists(f"/proc/self/fd/{fd}")}
+
+        assert disk_files <= synced_files(), "Group.flush did not fsync every disk of every member"
         # The WAL is checkpointed: the main database file alone has every row.
         alone = tmp_path / "alone.sqlite3"
         shutil.copyfile(directory / Catalog.FILE_NAME, alone)
@@ -764,10 +769,10 @@ def test_flush_fsyncs_and_data_reads_back(tmp_path: Path, monkeypatch: pytest.Mo
             copy.close()
         synced.clear()
         device.write(70000, data[:4096], fua=True)  # FUA: flushed before the write returns
-        assert store_fds <= set(synced), "a FUA write did not fsync the member stores"
+        assert disk_files <= synced_files(), "a FUA write did not fsync the member disks"
         synced.clear()
         device.flush()  # SYNCHRONIZE CACHE
-        assert store_fds <= set(synced)
+        assert disk_files <= synced_files()
     expected_volume = bytearray(data)
     expected_volume[5 * 512 : 5 * 512 + 9000 // 512 * 512] = data[: 9000 // 512 * 512]
     expected_volume[70000 * 512 : 70000 * 512 + 4096] = data[:4096]

@@ -73,7 +73,10 @@ def test_init_makes_default_pool_with_one_member(tmp_path: Path) -> None:
         assert list(group.pools.values()) == ["default"]
         assert group.members() == [("member-1", "default", 68, 68)]
         assert 0 <= group.group_id < 1 << 36
-        assert (tmp_path / "members" / "member-1.store").stat().st_size == 68 * PAGE_SIZE
+        disks = sorted((tmp_path / "members" / "member-1").glob("disk-*.img"))
+        assert len(disks) == 12  # a RAID 6 member of 12 disks: 9 data + 2 parity + 1 spare hold 68 pages
+        (size,) = {disk.stat().st_size for disk in disks}
+        assert size % 65536 == 0 and 9 * (size - 65536) < GiB <= 9 * size
     with Group.open(tmp_path) as group:
         assert group.name == "eql" and group.members() == [("member-1", "default", 68, 68)]
 
@@ -151,7 +154,12 @@ def test_catalog_and_data_survive_reopen(tmp_path: Path) -> None:
 def test_events_are_kept_in_order(group: Group) -> None:
     group.log_event("INFO", "one")
     group.log_event("WARNING", "two")
-    assert group.events()[-2:] == [(WHEN.isoformat(), "INFO", "one"), (WHEN.isoformat(), "WARNING", "two")]
+    group.log_event("ERROR", "three", "member-1")
+    assert group.events(last=3) == [
+        (WHEN.isoformat(), "INFO", "one", ""),
+        (WHEN.isoformat(), "WARNING", "two", ""),
+        (WHEN.isoformat(), "ERROR", "three", "member-1"),
+    ]
 
 
 def test_group_parameters(group: Group) -> None:

@@ -183,7 +183,7 @@ def test_write_past_thin_maximum_fails_and_sets_volume_offline(make_group: MakeG
     assert not volume.online
     # "The group sets the volume offline" (research/ps-cli.md 2.4): the volume only.
     assert group.snapshot("t", "s").online
-    assert any(level == "ERROR" and "t" in message for _, level, message in group.events())
+    assert any(level == "ERROR" and "t" in message for _, level, message, _ in group.events())
     assert contents(group) == stored
     assert group.space.in_use(volume) == 5
     assert before[3] == state(group)[3]  # page tables unchanged
@@ -218,7 +218,7 @@ def test_pool_exhaustion_fails_thin_write_and_changes_nothing(make_group: MakeGr
     assert state(group) == before
     assert contents(group) == stored
     assert volume.online  # at 100% maximum in-use space the volume stays online
-    assert any(level == "ERROR" and "no free space" in message for _, level, message in group.events())
+    assert any(level == "ERROR" and "no free space" in message for _, level, message, _ in group.events())
     device.write(3 * SPP, data(10))  # allocated pages can still be rewritten
     assert device.read(3 * SPP, 8) == data(10)
 
@@ -318,7 +318,7 @@ def test_delete_oldest_deletes_the_oldest_snapshot_and_logs_it(make_group: MakeG
     device = group.device("v")
     device.write(SPP, data(4))
     assert snapshot_names(group, "v") == ["s2"]
-    assert any(level == "WARNING" and "s1" in message for _, level, message in group.events())
+    assert any(level == "WARNING" and "s1" in message for _, level, message, _ in group.events())
     assert device.read(0, 8) == data(3) and device.read(SPP, 8) == data(4)
     assert read_raw(group, "v", "s2", 0, CHUNK_SIZE) == data(3)
     assert read_raw(group, "v", "s2", PAGE_SIZE, CHUNK_SIZE) == data(2)
@@ -336,7 +336,7 @@ def test_volume_offline_policy_sets_volume_and_snapshots_offline(make_group: Mak
     assert snapshot_names(group, "v") == ["s1", "s2"]
     assert contents(group) == stored
     assert state(group)[3] == tables
-    assert any(level == "ERROR" and "v" in message for _, level, message in group.events())
+    assert any(level == "ERROR" and "v" in message for _, level, message, _ in group.events())
 
 
 def test_borrow_policy_uses_free_pool_space(make_group: MakeGroup) -> None:

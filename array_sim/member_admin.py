@@ -1,0 +1,264 @@
+"""The group's members: arrays of disks with a RAID policy, their faults and their reports.
+
+Rules of this module:
+
+1. A member's storage is built from its catalog row (``layout``, ``disks``,
+   ``disk_size``, ``store``), never from a path alone: ``file`` is one sparse
+   file (groups made by release 0.1), a RAID policy name is a directory of
+   disk files (``array_sim.raid``), and ``unconfigured`` is an array that was
+   added to the group but has no RAID policy yet: it has disks and no
+   capacity, as on the array before ``member select M raid-policy P``.
+2. Only the simulator adds arrays and breaks disks; those operations are
+   here for the ``simulate`` CLI noun and the tests, and each logs the event
+   the array would log.
+3. When a member goes off-line (more failed disks than its RAID policy
+   tolerates), every volume and snapshot with data on it is set off-line
+   with ``offline_reason = member-offline`` (research/next-capabilities.md
+   1.3), and they stay off-line: their data is lost.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import Catalog
+from .chunk_map import ChunkMap
+from .errors import InvalidRequest, NotFound
+from .member_store import FileStore, SlotStore, StoreHealth
+from .naming import valid_object_name
+from .pages import PageTables
+from .pool import Placement
+from .raid.layout import STRIP
+from .raid.policy import POLICIES
+from .raid.store import RaidStore, disk_size_for
+from .units import PAGE_SIZE, MiB
+
+__all__ = ["MemberReport", "MemberAdmin", "MEMBER_OFFLINE", "DEFAULT_DISKS", "DEFAULT_RAID_POLICY"]
+
+#: ``offline_reason`` of a volume whose data was on a member that went off-line.
+MEMBER_OFFLINE = "member-offline"
+#: A PS4100-sized array (12 drives) in the array's default policy.
+DEFAULT_DISKS = 12
+DEFAULT_RAID_POLICY = "raid6"
+
+#: ``(level, message, member)`` -> logged in the group's event log.
+EventLogger = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class MemberReport:
+    """What ``member show`` and ``member select M show`` print (names from EQLMEMBER-MIB)."""
+
+    name: str
+    pool: str
+    #: The RAID policy, ``file`` (no RAID, release 0.1) or ``unconfigured``.
+    raid_policy: str
+    #: on-line or off-line (eqlMemberState).
+    state: str
+    health: StoreHealth
+    capacity_pages: int
+    free_pages: int
+    disks: int
+    disk_size: int
+    lost_blocks: bool
+
+
+def _chunk_map_path(directory: Path, layout: str, store: str) -> Path:
+    if layout == "file":
+        return PageTables.chunk_map_path(directory / store)
+    return directory / store / "chunks.map"
+
+
+class MemberAdmin:
+    """Opens members' stores and carries out the member operations of the group."""
+
+    def __init__(
+        self, directory: Path, catalog: Catalog, placement: Placement, pools: dict[int, str], log: EventLogger
+    ) -> None:
+        self.directory = directory
+        self.catalog = catalog
+        self.placement = placement
+        self.pools = pools
+        self.log = log
+        #: Called with a member id when it goes off-line (rule 3); set by the group.
+        self.on_offline: Callable[[int], None] = lambda member_id: None
+        self._offline_seen: set[int] = set()
+
+    # ----------------------------------------------------------------- opening
+
+    def open_all(self) -> dict[int, ChunkMap]:
+        """Open every configured member's store; returns their chunk maps."""
+        chunk_maps: dict[int, ChunkMap] = {}
+        rows = self.catalog.db.execute("SELECT id, name, pool_id, capacity_pages, store, layout FROM members")
+        for member_id, name, pool_id, capacity, store, layout in rows.fetchall():
+            if layout == "unconfigured":
+                continue
+            self._attach(member_id, name, pool_id, self._open_store(name, layout, store, capacity))
+            chunk_maps[member_id] = ChunkMap(_chunk_map_path(self.directory, layout, store), capacity)
+        return chunk_maps
+
+    def _open_store(self, name: str, layout: str, store: str, capacity: int) -> SlotStore:
+        if layout == "file":
+            return FileStore(self.directory / store, capacity)
+        raid = RaidStore.open(self.directory / store, name=name)
+        if raid.capacity_pages != capacity:
+            raise InvalidRequest(f"member {name}: its disks hold {raid.capacity_pages} pages, the catalog says {capacity}")
+        return raid
+
+    def _attach(self, member_id: int, name: str, pool_id: int, store: SlotStore) -> None:
+        if isinstance(store, RaidStore):
+            store.events = lambda level, message: self.log(level, message, name)
+        self.placement.add_member(member_id, name, pool_id, store)
+        if not store.health().online:
+            self._offline_seen.add(member_id)
+
+    # ------------------------------------------------------------------ adding
+
+    def _pool_id(self, pool: str) -> int:
+        for pool_id, name in self.pools.items():
+            if name == pool:
+                return pool_id
+        raise NotFound(f"Pool {pool} does not exist.")
+
+    def _row(self, name: str) -> tuple[int, int, str, str, int, int]:
+        row = self.catalog.db.execute(
+            "SELECT id, pool_id, store, layout, disks, disk_size FROM members WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"Member {name} does not exist.")
+        return row
+
+    def add_unconfigured(self, name: str, pool: str, disks: int, disk_size: int) -> None:
+        """Bring an array into the group (``simulate member add``): disks, but no RAID policy yet."""
+        if not valid_object_name(name):
+            raise InvalidRequest(f"Invalid member name '{name}'; use up to 63 letters, digits, '.', '-' or ':'.")
+        pool_id = self._pool_id(pool)
+        if self.catalog.db.execute("SELECT 1 FROM members WHERE name = ?", (name,)).fetchone():
+            raise InvalidRequest(f"Member {name} already exists.")
+        if not 2 <= disks <= 48:
+            raise InvalidRequest(f"Invalid number of disks {disks}; an array has 2 to 48.")
+        if disk_size < MiB or disk_size % STRIP:
+            raise InvalidRequest("The disk size must be at least 1MB and a whole number of 64KB strips.")
+        with self.catalog.transaction() as db:
+            db.execute(
+                "INSERT INTO members (name, pool_id, capacity_pages, store, layout, disks, disk_size)"
+                " VALUES (?, ?, 0, ?, 'unconfigured', ?, ?)",
+                (name, pool_id, f"members/{name}", disks, disk_size),
+            )
+            self.log("INFO", f"Member {name} was added to the group; its RAID policy is not configured.", name)
+
+    def configure(self, name: str, raid_policy: str) -> tuple[int, ChunkMap]:
+        """``member select M raid-policy P``: initialise the RAID set; its capacity joins the pool.
+
+        Returns the member's id and its new chunk map, for the page tables.
+        """
+        member_id, pool_id, store, layout, disks, disk_size = self._row(name)
+        if raid_policy not in POLICIES:
+            raise InvalidRequest(f"Invalid RAID policy '{raid_policy}'; use one of {', '.join(POLICIES)}.")
+        if layout != "unconfigured":
+            raise InvalidRequest(f"Member {name} already has RAID policy {layout}.")
+        directory = self.directory / store
+        if directory.exists():  # left by a crash before the catalog commit below
+            shutil.rmtree(directory)
+        raid = RaidStore.create(directory, raid_policy, disks, disk_size, name=name)
+        chunk_path = _chunk_map_path(self.directory, raid_policy, store)
+        try:
+            ChunkMap.create(chunk_path, raid.capacity_pages).close()
+            with self.catalog.transaction() as db:
+                db.execute(
+                    "UPDATE members SET layout = ?, capacity_pages = ? WHERE id = ?",
+                    (raid_policy, raid.capacity_pages, member_id),
+                )
+                self.log("INFO", f"Member {name} RAID policy set to {raid_policy}; the RAID set is initialized.", name)
+        except BaseException:
+            raid.close()
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._attach(member_id, name, pool_id, raid)
+        return member_id, ChunkMap(chunk_path, raid.capacity_pages)
+
+    def create_member(self, name: str, pool: str, usable: int, disks: int, raid_policy: str) -> tuple[int, ChunkMap]:
+        """A configured RAID member of at least ``usable`` bytes (``array-sim init``)."""
+        if raid_policy not in POLICIES:
+            raise InvalidRequest(f"Invalid RAID policy '{raid_policy}'; use one of {', '.join(POLICIES)}.")
+        with self.catalog.transaction():
+            self.add_unconfigured(name, pool, disks, disk_size_for(raid_policy, disks, max(usable, PAGE_SIZE)))
+            return self.configure(name, raid_policy)
+
+    # ------------------------------------------------------------------ faults
+
+    def raid(self, name: str) -> RaidStore:
+        member_id, _, _, layout, _, _ = self._row(name)
+        if layout == "unconfigured":
+            raise InvalidRequest(f"Member {name} has no RAID policy yet; set one with 'member select {name} raid-policy'.")
+        store = self.placement.members[member_id].store
+        if not isinstance(store, RaidStore):
+            raise InvalidRequest(f"Member {name} has no disks: it was made by array-sim 0.1 as one file.")
+        return store
+
+    def _check_disk(self, store: RaidStore, disk: int) -> None:
+        if not 0 <= disk < len(store.disks()):
+            raise InvalidRequest(f"Invalid disk {disk}; member disks are 0 to {len(store.disks()) - 1}.")
+
+    def fail_disk(self, name: str, disk: int) -> None:
+        store = self.raid(name)
+        self._check_disk(store, disk)
+        store.fail_disk(disk)
+        self.check_offline()
+
+    def replace_disk(self, name: str, disk: int) -> None:
+        store = self.raid(name)
+        self._check_disk(store, disk)
+        store.replace_disk(disk)
+        self.check_offline()
+
+    def add_bad_sectors(self, name: str, disk: int, offset: int, length: int) -> None:
+        store = self.raid(name)
+        self._check_disk(store, disk)
+        if offset < 0 or length <= 0 or offset + length > store.disk_size:
+            raise InvalidRequest(f"Invalid range; disk {disk} has {store.disk_size} bytes.")
+        store.add_bad_sectors(disk, offset, length)
+
+    def check_offline(self) -> None:
+        """Apply rule 3 to every member that went off-line since the last check."""
+        for member_id, member in self.placement.members.items():
+            if member_id not in self._offline_seen and not member.store.health().online:
+                self._offline_seen.add(member_id)
+                self.on_offline(member_id)
+
+    def background_step(self, budget: int) -> bool:
+        """One slice of long work (reconstruction) on each member that has some; True while any remains."""
+        more = False
+        for member in self.placement.members.values():
+            more = member.store.background_step(budget) or more
+        self.check_offline()
+        return more
+
+    # ---------------------------------------------------------------- reports
+
+    def reports(self) -> list[MemberReport]:
+        rows = self.catalog.db.execute(
+            "SELECT id, name, pool_id, layout, disks, disk_size FROM members ORDER BY id"
+        ).fetchall()
+        reports = []
+        for member_id, name, pool_id, layout, disks, disk_size in rows:
+            member = self.placement.members.get(member_id)
+            if member is None:
+                health, capacity, free, lost = StoreHealth(raid_status="unconfigured"), 0, 0, False
+            else:
+                health, capacity, free = member.store.health(), member.capacity_pages, member.free_pages
+                lost = bool(getattr(member.store, "lost_blocks", False))
+            state = "on-line" if health.online else "off-line"
+            reports.append(
+                MemberReport(name, self.pools[pool_id], layout, state, health, capacity, free, disks, disk_size, lost)
+            )
+        return reports
+
+    def report(self, name: str) -> MemberReport:
+        for report in self.reports():
+            if report.name == name:
+                return report
+        raise NotFound(f"Member {name} does not exist.")
