@@ -53,14 +53,12 @@ class Disk:
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
-        end = offset + len(view)
         if self.bad:
-            self.bad = self._cleared(offset, end)
+            self.bad = self._cleared(offset, offset + len(view))
         while view:
             written = os.pwrite(self._fd, view, offset)
             view = view[written:]
             offset += written
-        del end
 
     def _cleared(self, start: int, end: int) -> list[list[int]]:
         out: list[list[int]] = []

@@ -54,7 +54,12 @@ POLICIES: dict[str, Policy] = {
         Policy("raid50-nospares", 50, 0, "raid5-sets-of-7", 6, "inferred"),
         Policy("raid5", 5, 1, "one", 4),
         Policy(
-            "raid5-nospares", 5, 0, "one", 3, note="in the MIB; the array's docs call RAID 5 without a spare unsupported"
+            "raid5-nospares",
+            5,
+            0,
+            "one",
+            3,
+            note="in the MIB; the array's docs call RAID 5 without a spare unsupported",
         ),
     )
 }

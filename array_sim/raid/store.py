@@ -42,8 +42,6 @@ Rules of this module:
 from __future__ import annotations
 
 import mmap
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,7 +230,10 @@ class RaidStore:
         out = []
         stripes = self._layout.stripes
         for i, status in enumerate(self._status):
-            role = f"set {where[i][0] + 1} position {where[i][1] + 1}" if i in where else SPARE if status == SPARE else ""
+            if i in where:
+                role = f"set {where[i][0] + 1} position {where[i][1] + 1}"
+            else:
+                role = SPARE if status == SPARE else ""
             rebuilding = i in where and self._rebuilt[i] < stripes
             out.append(
                 DiskInfo(i, status, self.disk_size, self._errors[i], role,
@@ -346,7 +347,9 @@ class RaidStore:
 
     def _check_online(self) -> None:
         if self._failed:
-            raise MemberOffline(f"member {self.name} is offline: more disks failed than RAID policy {self.policy} tolerates")
+            raise MemberOffline(
+                f"member {self.name} is offline: more disks failed than RAID policy {self.policy} tolerates"
+            )
 
     # ------------------------------------------------------------------ I/O
 
@@ -391,7 +394,8 @@ class RaidStore:
                 (pc,) = pieces
                 for pos in (0, 1):
                     if self._writable(set_, pos):
-                        self._disk_at(set_, pos).write(stripe * STRIP + pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
+                        chunk = view[pc.buffer_offset : pc.buffer_offset + pc.length]
+                        self._disk_at(set_, pos).write(stripe * STRIP + pc.start, chunk)
             else:
                 self._write_parity_stripe(set_, stripe, pieces, view)
         except UnrecoverableRead:
@@ -448,7 +452,8 @@ class RaidStore:
         for j, pc in touched.items():
             pos = lay.data_position(stripe, j)
             if self._writable(set_, pos):
-                self._disk_at(set_, pos).write(stripe * STRIP + pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
+                chunk = view[pc.buffer_offset : pc.buffer_offset + pc.length]
+                self._disk_at(set_, pos).write(stripe * STRIP + pc.start, chunk)
         for p, col in zip(ppos, parity):
             if self._writable(set_, p):
                 self._disk_at(set_, p).write(stripe * STRIP + lo, col)
@@ -485,7 +490,9 @@ class RaidStore:
         if unknown:
             for p in unknown:
                 self._lost.add((set_, stripe, p))
-            self.events("ERROR", f"Member {self.name} lost RAID blocks: a crash interrupted a write to a degraded stripe.")
+            self.events(
+                "ERROR", f"Member {self.name} lost RAID blocks: a crash interrupted a write to a degraded stripe."
+            )
             return True
         strips = [cols[p] for p in dpos]
         parity = [strips[0]] if lay.mirror else [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
@@ -544,7 +551,9 @@ class RaidStore:
                 self._status[spare] = ONLINE
                 self._rebuilt[spare] = 0
                 self.events("INFO", f"Spare disk {spare} is now in use on member {self.name}.")
-                self.events("INFO", f"Reconstruction of RAID set {s + 1} started on disk {spare} of member {self.name}.")
+                self.events(
+                    "INFO", f"Reconstruction of RAID set {s + 1} started on disk {spare} of member {self.name}."
+                )
 
     def replace_disk(self, n: int) -> None:
         """A new empty disk in slot ``n`` (which must have failed); it becomes a spare, taken at once if needed."""
@@ -629,7 +638,11 @@ class RaidStore:
                 col = self._columns(set_, stripe, 0, STRIP, [pos])[pos]
             except UnrecoverableRead:
                 self._lost.add((set_, stripe, pos))
-                self.events("ERROR", f"Member {self.name} lost RAID blocks: stripe {stripe} of RAID set {set_ + 1} could not be rebuilt.")
+                self.events(
+                    "ERROR",
+                    f"Member {self.name} lost RAID blocks: stripe {stripe} of RAID set {set_ + 1}"
+                    " could not be rebuilt.",
+                )
                 self._save()
             else:
                 self._disks[d].write(stripe * STRIP, col)
