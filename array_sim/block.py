@@ -17,6 +17,7 @@ __all__ = [
     "WriteProtected",
     "SpaceExhausted",
     "DeviceOffline",
+    "UnrecoveredRead",
     "Extent",
     "BlockDevice",
 ]
@@ -40,6 +41,10 @@ class SpaceExhausted(BlockError):
 
 class DeviceOffline(BlockError):
     """The volume or snapshot is offline (SPC-5: LOGICAL UNIT NOT READY)."""
+
+
+class UnrecoveredRead(BlockError):
+    """Stored data that can be neither read nor rebuilt (SBC-4: MEDIUM ERROR / UNRECOVERED READ ERROR)."""
 
 
 @dataclass(frozen=True)

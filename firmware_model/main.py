@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from array_sim import EngineError, Group, GroupLocked, default_group_dir
+from array_sim.member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY
+from array_sim.raid.policy import POLICIES
 from array_sim.units import parse_size
 
 from .cli.session import CliSession, Session, run_command_line, run_interactive
@@ -27,7 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="create a group (pool 'default' with one member)")
     init.add_argument("--dir", type=Path, default=None, help="group directory (default: $ARRAY_SIM_DIR or per-user)")
     init.add_argument("--name", default="group-0", help="group name, also the CLI prompt (default group-0)")
-    init.add_argument("--member-size", default="100GB", help="size of the first member (default 100GB)")
+    init.add_argument("--member-size", default="100GB", help="usable capacity of the first member (default 100GB)")
+    init.add_argument("--disks", type=int, default=DEFAULT_DISKS, help=f"disks of the first member (default {DEFAULT_DISKS})")
+    init.add_argument(
+        "--raid-policy", default=DEFAULT_RAID_POLICY, choices=list(POLICIES), help="its RAID policy (default raid6)"
+    )
     init.add_argument("--group-ip", default="127.0.0.1", help="the group IP address (default 127.0.0.1)")
     init.add_argument("--if-missing", action="store_true", help="do nothing if the group already exists")
 
@@ -68,8 +74,18 @@ def _init(args: argparse.Namespace, directory: Path) -> int:
     except ValueError as error:
         print(f"array-sim: {error}", file=sys.stderr)
         return 2
-    with Group.init(directory, name=args.name, member_size=member_size, group_ip=args.group_ip) as group:
-        print(f"Group {group.name} created in {directory} (pool default, member member-1, {args.member_size}).")
+    try:
+        group = Group.init(
+            directory, args.name, member_size, args.group_ip, disks=args.disks, raid_policy=args.raid_policy
+        )
+    except EngineError as error:
+        print(f"array-sim: {error}", file=sys.stderr)
+        return 2
+    with group:
+        print(
+            f"Group {group.name} created in {directory} (pool default, member member-1: {args.member_size}, "
+            f"{args.raid_policy} over {args.disks} disks)."
+        )
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, IntEnum, auto
 
-from array_sim.block import BlockError, DeviceOffline, OutOfRange, SpaceExhausted, WriteProtected
+from array_sim.block import BlockError, DeviceOffline, OutOfRange, SpaceExhausted, UnrecoveredRead, WriteProtected
 
 __all__ = [
     "SenseKey",
@@ -35,6 +35,7 @@ class SenseKey(IntEnum):
 
     NO_SENSE = 0x0
     NOT_READY = 0x2
+    MEDIUM_ERROR = 0x3
     HARDWARE_ERROR = 0x4
     ILLEGAL_REQUEST = 0x5
     UNIT_ATTENTION = 0x6
@@ -49,6 +50,7 @@ class Ascq(IntEnum):
     NO_ADDITIONAL_SENSE = 0x0000
     LUN_NOT_READY_MANUAL_INTERVENTION = 0x0403
     INVALID_FIELD_IN_INFORMATION_UNIT = 0x0E03
+    UNRECOVERED_READ_ERROR = 0x1100
     PARAMETER_LIST_LENGTH_ERROR = 0x1A00
     MISCOMPARE_DURING_VERIFY = 0x1D00
     INVALID_COMMAND_OPERATION_CODE = 0x2000
@@ -78,6 +80,8 @@ class SenseReason(Enum):
 
     NO_SENSE = auto()
     NOT_READY_OFFLINE = auto()
+    #: Data the member could neither read nor rebuild (a latent error with no redundancy left).
+    UNRECOVERED_READ_ERROR = auto()
     INVALID_FIELD_IN_INFORMATION_UNIT = auto()
     PARAMETER_LIST_LENGTH_ERROR = auto()
     MISCOMPARE = auto()
@@ -120,6 +124,7 @@ SENSE_TABLE: dict[SenseReason, SenseDetail] = {
     # select ... online), which is what 04/03 says; Linux fails such I/O at once
     # instead of retrying as it would for 04/01 BECOMING READY.
     SenseReason.NOT_READY_OFFLINE: SenseDetail(_K.NOT_READY, _A.LUN_NOT_READY_MANUAL_INTERVENTION),
+    SenseReason.UNRECOVERED_READ_ERROR: SenseDetail(_K.MEDIUM_ERROR, _A.UNRECOVERED_READ_ERROR),
     SenseReason.INVALID_FIELD_IN_INFORMATION_UNIT: SenseDetail(
         _K.ILLEGAL_REQUEST, _A.INVALID_FIELD_IN_INFORMATION_UNIT
     ),
@@ -155,6 +160,7 @@ ENGINE_REASONS: dict[type[BlockError], SenseReason] = {
     WriteProtected: SenseReason.WRITE_PROTECTED,
     SpaceExhausted: SenseReason.SPACE_ALLOCATION_FAILED,
     DeviceOffline: SenseReason.NOT_READY_OFFLINE,
+    UnrecoveredRead: SenseReason.UNRECOVERED_READ_ERROR,
 }
 
 

@@ -63,7 +63,7 @@ def test_init_creates_a_group_once(tmp_path: Path, console: Any, helpers: Any) -
         assert cli.prompt == "eql> "
         assert cli.ok("grpparams show")[1].startswith("Group-Name: eql ")
         assert "Group-Ipaddress: 10.9.8.7" in cli.ok("show")
-        assert cli.ok("member show")[2].split()[3] == "5GB"  # 341 pages of 15MB: 4.995GB
+        assert cli.ok("member show")[2].split()[4] == "5GB"  # 341 pages of 15MB: 4.995GB
     bad = console.run("init", "--dir", str(tmp_path / "bad"), "--member-size", "1XB")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and bad.stderr.startswith("array-sim: ")
 

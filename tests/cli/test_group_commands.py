@@ -69,18 +69,27 @@ def test_pool_select_show(cli: Any) -> None:
 
 def test_members(cli: Any) -> None:
     assert cli.ok("member show") == [
-        "Name            Status  Pool            Capacity   FreeSpace",
-        "--------------- ------- --------------- ---------- ----------",
-        "member-1        online  default         9.99GB     9.99GB",
+        "Name            Status   RaidStatus         Disks Capacity   FreeSpace",
+        "--------------- -------- ------------------ ----- ---------- ----------",
+        "member-1        on-line  ok                 12    9.99GB     9.99GB",
     ]
     assert cli.ok("show member") == cli.ok("member show")
     out = cli.ok("member select member-1 show")
     assert out[0] == "_______________________________ Member Information ________________________________"
-    assert cli.values("member select member-1 show") == {
+    values = cli.values("member select member-1 show")
+    assert values == {
         "Name": "member-1",
-        "Status": "online",
+        "Status": "on-line",
         "Pool": "default",
+        "RaidPolicy": "raid6",
+        "RaidStatus": "ok",
+        "RaidPercentage": "0%",
+        "LostRaidBlocks": "false",
+        "Spares": "1",
+        "Disks": "12",
+        "DiskSize": values["DiskSize"],
         "TotalSpace": "9.99GB",
+        "UsedSpace": "0MB",
         "FreeSpace": "9.99GB",
     }
     assert "does not exist" in cli.error("member select member-9 show")

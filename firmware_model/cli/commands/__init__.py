@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..words import Words
-from . import chapuser, group, volume
+from . import chapuser, group, member, simulate, volume
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -19,7 +19,7 @@ __all__ = ["TOP_LEVEL"]
 _COMMANDS = {
     "volume": volume.volume,
     "pool": group.pool,
-    "member": group.member,
+    "member": member.member,
     "grpparams": group.grpparams,
     "chapuser": chapuser.chapuser,
     "cli-settings": group.cli_settings,
@@ -28,6 +28,7 @@ _COMMANDS = {
     "whoami": group.whoami,
     "logout": group.logout,
     "exit": group.logout,
+    "simulate": simulate.simulate,
 }
 
 

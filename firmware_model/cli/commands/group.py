@@ -1,4 +1,4 @@
-"""Group-wide commands: ``pool``, ``member``, ``grpparams``, ``cli-settings``, ``stty``, ``show``,
+"""Group-wide commands: ``pool``, ``grpparams``, ``cli-settings``, ``stty``, ``show``,
 ``whoami``, ``logout``.
 
 ``pool select <p> show`` must print ``TotalCapacity:``, ``FreeSpace:``,
@@ -20,12 +20,13 @@ from ..formatting import key_values, table, title
 from ..words import CliError, Words
 from . import volume as volume_commands
 from .chapuser import chapuser
+from .member import member
 from .options import enable_argument, on_off_argument, percent_argument
 
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["pool", "member", "grpparams", "cli_settings", "stty", "show", "whoami", "logout"]
+__all__ = ["pool", "grpparams", "cli_settings", "stty", "show", "whoami", "logout"]
 
 _IPV4 = re.compile(r"^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$")
 
@@ -92,32 +93,6 @@ def _pool_table(session: Session) -> list[str]:
         )
     columns = [("Name", 20), ("Default", 7), ("Members", 7), ("Volumes", 7), ("Capacity", 10), ("FreeSpace", 10)]
     return table(columns, rows)
-
-
-def member(session: Session, words: Words) -> list[str]:
-    members = session.group.members()
-    action = words.keyword(["select", "show"])
-    if action == "show":
-        words.end()
-        rows = [
-            (name, "online", pool_name, format_size(cap * PAGE_SIZE), format_size(free * PAGE_SIZE))
-            for name, pool_name, cap, free in members
-        ]
-        return table([("Name", 15), ("Status", 7), ("Pool", 15), ("Capacity", 10), ("FreeSpace", 10)], rows)
-    name = words.take("member name")
-    words.keyword(["show"])
-    words.end()
-    for member_name, pool_name, cap, free in members:
-        if member_name == name:
-            pairs = [
-                ("Name", name),
-                ("Status", "online"),
-                ("Pool", pool_name),
-                ("TotalSpace", format_size(cap * PAGE_SIZE)),
-                ("FreeSpace", format_size(free * PAGE_SIZE)),
-            ]
-            return [title("Member Information"), *key_values(pairs, session.setting("formatoutput"))]
-    raise CliError(f"Member {name} does not exist.")
 
 
 #: ``grpparams <keyword>`` -> (volume default, ``grpparams show`` label).
@@ -216,20 +191,43 @@ def show(session: Session, words: Words) -> list[str]:
             title("Group Information"),
             f"Name: {group.name}",
             f"Group-Ipaddress: {group.group_ip}",
-            f"Members: {len(group.placement.members)}",
+            f"Members: {len(group.member_admin.reports())}",
             f"Pools: {len(group.pools)}",
             f"Volumes: {len(group.volumes)}",
             f"Snapshots: {len(group.snapshots)}",
         ]
-    noun = words.keyword(["volume", "pool", "member", "chapuser"])
+    noun = words.keyword(["volume", "pool", "member", "chapuser", "events"])
     if noun == "volume":
         return volume_commands.volume(session, Words(["show", *words.tokens[words.position :]]))
+    if noun == "events":
+        return _events(session, words)
     words.end()
     if noun == "pool":
         return _pool_table(session)
     if noun == "member":
         return member(session, Words(["show"]))
     return chapuser(session, Words(["show"]))
+
+
+def _events(session: Session, words: Words) -> list[str]:
+    """``show events [last N]``: the event log, newest last.
+
+    One line per event, ``number:LEVEL:time:source:message`` (source: the member, or the
+    group): the fields of the array's event log, in a layout that is inferred.
+    """
+    last = None
+    if words.optional_keyword(["last"]):
+        text = words.take("number of events")
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text[:9]) <= 100_000:
+            raise CliError(f"Invalid number of events '{text[:40]}'.")
+        last = int(text)
+    words.end()
+    events = session.group.events()
+    first = max(len(events) - last, 0) if last else 0
+    return [
+        f"{number}:{level}:{time}:{member or session.group.name}:{message}"
+        for number, (time, level, message, member) in enumerate(events[first:], start=first + 1)
+    ]
 
 
 def whoami(session: Session, words: Words) -> list[str]:

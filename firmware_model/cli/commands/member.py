@@ -1,0 +1,93 @@
+"""``member``: the arrays of the group, their RAID policy, RAID status and disks.
+
+The field names follow EQLMEMBER-MIB (eqlMemberRaidStatus, eqlMemberRaidPercentage,
+eqlMemberLostRaidBlocks, eqlMemberNumberOfSpares, eqlDiskStatus), because the
+layout of the array's own ``member select M show`` is not public
+(research/next-capabilities.md 1.2): the names are confirmed, the layout is
+inferred. ``member select M raid-policy P`` is the array's command that
+initialises a new member's RAID set (keywords from eqlDriveGroupRAIDPolicy).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from array_sim.member_admin import MemberReport
+from array_sim.raid.policy import POLICIES
+from array_sim.units import PAGE_SIZE, format_size
+
+from ..formatting import key_values, table, title
+from ..words import Words
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["member"]
+
+
+def _raid_status(report: MemberReport) -> str:
+    health = report.health
+    if health.raid_status in ("reconstructing", "verifying"):
+        return f"{health.raid_status} {health.percentage}%"
+    return health.raid_status
+
+
+def member(session: Session, words: Words) -> list[str]:
+    group = session.group
+    action = words.keyword(["select", "show"])
+    if action == "show":
+        words.end()
+        rows = [
+            (
+                r.name,
+                r.state,
+                _raid_status(r),
+                str(r.disks),
+                format_size(r.capacity_pages * PAGE_SIZE),
+                format_size(r.free_pages * PAGE_SIZE),
+            )
+            for r in group.member_admin.reports()
+        ]
+        columns = [
+            ("Name", 15), ("Status", 8), ("RaidStatus", 18), ("Disks", 5), ("Capacity", 10), ("FreeSpace", 10),
+        ]  # fmt: skip
+        return table(columns, rows)
+    name = words.take("member name")
+    report = group.member_admin.report(name)
+    sub = words.keyword(["show", "raid-policy"])
+    if sub == "raid-policy":
+        policy = words.keyword(list(POLICIES), "RAID policy")
+        words.end()
+        group.configure_member(name, policy)
+        return []
+    if words.optional_keyword(["disks"]):
+        words.end()
+        return _disks(session, name)
+    words.end()
+    health = report.health
+    pairs = [
+        ("Name", report.name),
+        ("Status", report.state),
+        ("Pool", report.pool),
+        ("RaidPolicy", report.raid_policy),
+        ("RaidStatus", health.raid_status),
+        ("RaidPercentage", f"{health.percentage}%"),
+        ("LostRaidBlocks", "true" if report.lost_blocks else "false"),
+        ("Spares", str(health.spares)),
+        ("Disks", str(report.disks)),
+        ("DiskSize", format_size(report.disk_size)),
+        ("TotalSpace", format_size(report.capacity_pages * PAGE_SIZE)),
+        ("UsedSpace", format_size((report.capacity_pages - report.free_pages) * PAGE_SIZE)),
+        ("FreeSpace", format_size(report.free_pages * PAGE_SIZE)),
+    ]
+    return [title("Member Information"), *key_values(pairs, session.setting("formatoutput"))]
+
+
+def _disks(session: Session, name: str) -> list[str]:
+    rows = []
+    for disk in session.group.member_admin.raid(name).disks():
+        status = disk.status
+        if disk.reconstructing is not None:
+            status = f"{status} (reconstructing {disk.reconstructing}%)"
+        rows.append((str(disk.slot), status, format_size(disk.size), str(disk.errors), disk.role or "-"))
+    return table([("Slot", 4), ("Status", 30), ("Size", 10), ("Errors", 6), ("Role", 20)], rows)

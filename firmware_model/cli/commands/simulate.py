@@ -1,0 +1,73 @@
+"""``simulate``: what only a simulator does, kept under one noun so nobody takes it for the array's.
+
+    simulate member add NAME [disks N] [disk-size SIZE] [pool P]
+        brings an unconfigured array into the group (set its RAID policy with
+        ``member select NAME raid-policy P``, as on the array).
+    simulate member select M disk N fail | replace | bad-sectors OFFSET LENGTH
+        fails disk N, puts a new disk in slot N (it becomes a spare), or makes
+        LENGTH bytes at byte OFFSET of disk N unreadable (a latent sector error;
+        the RAID layer rebuilds and rewrites them when they are read).
+
+None of this is PS Series syntax; every fault is deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from array_sim.member_admin import DEFAULT_DISKS
+from array_sim.units import GiB
+
+from ..words import CliError, Words
+from .options import size_argument
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["simulate", "DEFAULT_DISK_SIZE"]
+
+#: Disk size of an array added without ``disk-size`` (sparse files: it costs what is written).
+DEFAULT_DISK_SIZE = 10 * GiB
+
+
+def _whole_number(words: Words, what: str) -> int:
+    text = words.take(what)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise CliError(f"Invalid {what} '{text[:40]}'; use a whole number.")
+    return int(text)
+
+
+def simulate(session: Session, words: Words) -> list[str]:
+    words.keyword(["member"], "object")
+    action = words.keyword(["add", "select"])
+    if action == "add":
+        name = words.take("member name")
+        disks, disk_size, pool = DEFAULT_DISKS, DEFAULT_DISK_SIZE, "default"
+        while not words.at_end():
+            option = words.keyword(["disks", "disk-size", "pool"], "option")
+            if option == "disks":
+                disks = _whole_number(words, "number of disks")
+            elif option == "disk-size":
+                disk_size = size_argument(words)
+            else:
+                pool = words.take("pool name")
+        session.group.add_array(name, pool, disks, disk_size)
+        return []
+    name = words.take("member name")
+    words.keyword(["disk"], "object")
+    disk = _whole_number(words, "disk number")
+    fault = words.keyword(["fail", "replace", "bad-sectors"], "fault")
+    admin = session.group.member_admin
+    if fault == "bad-sectors":
+        offset = _whole_number(words, "offset in bytes")
+        length = _whole_number(words, "length in bytes")
+        words.end()
+        admin.add_bad_sectors(name, disk, offset, length)
+    elif fault == "fail":
+        words.end()
+        admin.fail_disk(name, disk)
+    else:
+        words.end()
+        admin.replace_disk(name, disk)
+    return []
+
