@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..block import BlockError
+from ..block import UnrecoveredRead
 
 __all__ = ["UnrecoverableRead"]
 
 
-class UnrecoverableRead(BlockError):
+class UnrecoverableRead(UnrecoveredRead):
     """A sector that cannot be read and cannot be rebuilt (SBC-4: MEDIUM ERROR / UNRECOVERED READ ERROR).
 
     Raised for a latent sector error in a stripe that has no redundancy left, and for a strip
