@@ -128,6 +128,7 @@ class RaidStore:
         with open(directory / DIRTY_FILE, "r+b") as file:
             self._dirty = mmap.mmap(file.fileno(), dirty_len)
         self._since_save = 0
+        self._rebuild_buffer: np.ndarray | None = None
         self._resync()
 
     # ------------------------------------------------------------------ lifecycle
@@ -590,15 +591,20 @@ class RaidStore:
             return False
         if self._lost and any((set_, s, p) in self._lost for s in range(first, first + n) for p in range(lay.width)):
             return False
+        if self._rebuild_buffer is None:
+            self._rebuild_buffer = np.empty((lay.width, _BATCH * STRIP), np.uint8)
+        cols = {p: self._rebuild_buffer[p, : n * STRIP] for p in others}
         try:
-            cols = {p: _u8(self._disk_at(set_, p).read(first * STRIP, n * STRIP)) for p in others}
+            for p, col in cols.items():
+                self._disk_at(set_, p).read_into(first * STRIP, memoryview(col))
         except LatentError:
             return False
         if lay.mirror:
             out = cols[others[0]]
         else:
-            out = np.zeros(n * STRIP, np.uint8)
-            for p in others:
+            out = self._rebuild_buffer[pos, : n * STRIP]
+            np.bitwise_xor(cols[others[0]], cols[others[1]], out=out)
+            for p in others[2:]:
                 np.bitwise_xor(out, cols[p], out=out)
             if lay.parity == 2:
                 for i in range(n):
