@@ -1,6 +1,7 @@
 """libiscsi's SCSI/iSCSI conformance suite against our target: ``iscsi-test-cu --dataloss``.
 
-One ``array-sim serve`` (started by ``benchmarks/iscsi_peer.py``) with one thick volume with
+One ``array-sim serve`` (started by ``benchmarks/iscsi_peer.py``), once on a healthy RAID 6 member and
+once on a degraded one (two disks failed), with one thick volume with
 multi-host access enabled (iscsi-test-cu logs in as two initiators); every
 test family (ALL, then SCSI, iSCSI and LINUX again: 615 tests), with a second URL for the
 multipath tests (a second session on the same portal). ``benchmarks/conformance.py`` runs the same
@@ -38,10 +39,18 @@ TGT_PASSED = 598
 VOLUME_SIZE = "1GB"
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[iscsi_peer.OurTarget]:
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=["raid6", "raid6-degraded"])
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[iscsi_peer.OurTarget]:
+    """The volume on member-1, RAID 6 over 12 disks; degraded: two disks failed, so the one spare is
+    being rebuilt while the suite runs and every read of the two missing positions comes from parity."""
     directory = tmp_path_factory.mktemp("conformance")
     with iscsi_peer.our_target(directory, size=VOLUME_SIZE, options=conformance.OUR_VOLUME_OPTIONS) as running:
+        if request.param == "raid6-degraded":
+            for disk in (2, 7):
+                running.cli("simulate", "member", "select", "member-1", "disk", str(disk), "fail")
         yield running
 
 

@@ -37,6 +37,8 @@ TOOLS = ("qemu-img", "qemu-io", "iscsi-ls", "iscsi-inq", "iscsi-readcapacity16")
 if missing := [tool for tool in TOOLS if shutil.which(tool) is None]:
     pytest.skip(f"not installed: {', '.join(missing)} (qemu-utils, libiscsi-bin)", allow_module_level=True)
 
+pytestmark = pytest.mark.slow
+
 MiB, GiB = 1 << 20, 1 << 30
 VOLUME_BYTES = 1_085_276_160  # "1GB" on the array: 69 pages of 15 MiB (and "150MB" is 10)
 CHUNK = 16 * MiB
