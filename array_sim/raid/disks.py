@@ -51,6 +51,13 @@ class Disk:
             raise OSError(f"short read from {self.path}")
         return data
 
+    def holds_data(self, offset: int, length: int) -> bool:
+        """False when ``[offset, +length)`` is a hole of the sparse file (reads zeros, was never written)."""
+        try:
+            return os.lseek(self._fd, offset, os.SEEK_DATA) < offset + length
+        except OSError:  # ENXIO: no data at or after offset
+            return False
+
     def read_into(self, offset: int, buffer: memoryview) -> None:
         """Fill ``buffer`` from ``offset`` (one ``preadv``, no allocation); LatentError as ``read``."""
         if self.bad_in(offset, len(buffer)):

@@ -591,6 +591,9 @@ class RaidStore:
             return False
         if self._lost and any((set_, s, p) in self._lost for s in range(first, first + n) for p in range(lay.width)):
             return False
+        span = (first * STRIP, n * STRIP)
+        if not any(self._disk_at(set_, p).holds_data(*span) for p in others) and not self._disks[d].holds_data(*span):
+            return True  # never written anywhere: the spare's hole already reads the zeros it would get
         if self._rebuild_buffer is None:
             self._rebuild_buffer = np.empty((lay.width, _BATCH * STRIP), np.uint8)
         cols = {p: self._rebuild_buffer[p, : n * STRIP] for p in others}
