@@ -36,10 +36,12 @@ from .raid.policy import POLICIES
 from .raid.store import RaidStore, disk_size_for
 from .units import PAGE_SIZE
 
-__all__ = ["MemberReport", "MemberAdmin", "MEMBER_OFFLINE", "DEFAULT_DISKS", "DEFAULT_RAID_POLICY"]
+__all__ = ["MemberReport", "MemberAdmin", "MEMBER_OFFLINE", "FILE_LAYOUT", "DEFAULT_DISKS", "DEFAULT_RAID_POLICY"]
 
 #: ``offline_reason`` of a volume whose data was on a member that went off-line.
 MEMBER_OFFLINE = "member-offline"
+#: ``layout`` of a member without RAID: one sparse file.
+FILE_LAYOUT = "file"
 #: A PS4100-sized array (12 drives) in the array's default policy.
 DEFAULT_DISKS = 12
 DEFAULT_RAID_POLICY = "raid6"
@@ -67,7 +69,7 @@ class MemberReport:
 
 
 def _chunk_map_path(directory: Path, layout: str, store: str) -> Path:
-    if layout == "file":
+    if layout == FILE_LAYOUT:
         return PageTables.chunk_map_path(directory / store)
     return directory / store / "chunks.map"
 
@@ -101,7 +103,7 @@ class MemberAdmin:
         return chunk_maps
 
     def _open_store(self, name: str, layout: str, store: str, capacity: int) -> SlotStore:
-        if layout == "file":
+        if layout == FILE_LAYOUT:
             return FileStore(self.directory / store, capacity)
         raid = RaidStore.open(self.directory / store, name=name)
         if raid.capacity_pages != capacity:
@@ -181,12 +183,41 @@ class MemberAdmin:
         return member_id, ChunkMap(chunk_path, raid.capacity_pages)
 
     def create_member(self, name: str, pool: str, usable: int, disks: int, raid_policy: str) -> tuple[int, ChunkMap]:
-        """A configured RAID member of at least ``usable`` bytes (``array-sim init``)."""
+        """A configured member of at least ``usable`` bytes (``array-sim init``).
+
+        ``raid_policy`` ``file`` makes a member without RAID, one sparse file as release 0.1 made
+        (``array-sim init --raid-policy file``: the fastest store, and the benchmarks' baseline).
+        """
+        if raid_policy == FILE_LAYOUT:
+            return self._create_file_member(name, pool, usable)
         if raid_policy not in POLICIES:
             raise InvalidRequest(f"Invalid RAID policy '{raid_policy}'; use one of {', '.join(POLICIES)}.")
         with self.catalog.transaction():
             self.add_unconfigured(name, pool, disks, disk_size_for(raid_policy, disks, max(usable, PAGE_SIZE)))
             return self.configure(name, raid_policy)
+
+    def _create_file_member(self, name: str, pool: str, usable: int) -> tuple[int, ChunkMap]:
+        pool_id = self._pool_id(pool)
+        capacity = usable // PAGE_SIZE
+        if capacity < 1:
+            raise InvalidRequest("the member size must be at least 15MB")
+        if self.catalog.db.execute("SELECT 1 FROM members WHERE name = ?", (name,)).fetchone():
+            raise InvalidRequest(f"Member {name} already exists.")
+        store = f"members/{name}.store"
+        (self.directory / "members").mkdir(exist_ok=True)
+        FileStore.create(self.directory / store, capacity).close()
+        chunk_path = _chunk_map_path(self.directory, FILE_LAYOUT, store)
+        ChunkMap.create(chunk_path, capacity).close()
+        with self.catalog.transaction() as db:
+            member_id = int(
+                db.execute(
+                    "INSERT INTO members (name, pool_id, capacity_pages, store, layout) VALUES (?, ?, ?, ?, ?)",
+                    (name, pool_id, capacity, store, FILE_LAYOUT),
+                ).lastrowid
+                or 0
+            )
+        self._attach(member_id, name, pool_id, FileStore(self.directory / store, capacity))
+        return member_id, ChunkMap(chunk_path, capacity)
 
     # ------------------------------------------------------------------ faults
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from array_sim import EngineError, Group, GroupLocked, default_group_dir
-from array_sim.member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY
+from array_sim.member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, FILE_LAYOUT
 from array_sim.raid.policy import POLICIES
 from array_sim.units import parse_size
 
@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--member-size", default="100GB", help="usable capacity of the first member (default 100GB)")
     init.add_argument("--disks", type=int, default=DEFAULT_DISKS, help=f"disks of the first member (default {DEFAULT_DISKS})")
     init.add_argument(
-        "--raid-policy", default=DEFAULT_RAID_POLICY, choices=list(POLICIES), help="its RAID policy (default raid6)"
+        "--raid-policy",
+        default=DEFAULT_RAID_POLICY,
+        choices=[*POLICIES, FILE_LAYOUT],
+        help="its RAID policy (default raid6; 'file': no RAID, one sparse file)",
     )
     init.add_argument("--group-ip", default="127.0.0.1", help="the group IP address (default 127.0.0.1)")
     init.add_argument("--if-missing", action="store_true", help="do nothing if the group already exists")
@@ -81,11 +84,9 @@ def _init(args: argparse.Namespace, directory: Path) -> int:
     except EngineError as error:
         print(f"array-sim: {error}", file=sys.stderr)
         return 2
+    layout = "one file, no RAID" if args.raid_policy == FILE_LAYOUT else f"{args.raid_policy} over {args.disks} disks"
     with group:
-        print(
-            f"Group {group.name} created in {directory} (pool default, member member-1: {args.member_size}, "
-            f"{args.raid_policy} over {args.disks} disks)."
-        )
+        print(f"Group {group.name} created in {directory} (pool default, member member-1: {args.member_size}, {layout}).")
     return 0
 
 

@@ -104,3 +104,15 @@ def test_a_failed_step_leaves_the_previous_version(group_v1: Path) -> None:
     db = sqlite3.connect(path)
     assert schema_version(db) == 1
     db.close()
+
+
+def test_a_member_without_raid_can_still_be_made(tmp_path: Path) -> None:
+    """``array-sim init --raid-policy file``: one sparse file, as release 0.1 made (the benchmarks' baseline)."""
+    with Group.init(tmp_path / "g", member_size=150 << 20, raid_policy="file") as group:
+        assert (tmp_path / "g" / "members" / "member-1.store").stat().st_size == 10 * (15 << 20)
+        group.create_volume("v", 30 << 20)
+        group.device("v").write(3, b"x" * 512)
+        (report,) = group.member_admin.reports()
+        assert (report.raid_policy, report.capacity_pages, report.health.raid_status) == ("file", 10, "ok")
+    with Group.open(tmp_path / "g") as group:
+        assert group.device("v").read(3, 1) == b"x" * 512
