@@ -248,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         default="matched",
         help="tgt's iSCSI parameters: the ones ours offers (default) or tgt's own defaults",
     )
+    parser.add_argument(
+        "--raid-policy", default="raid6", help="our member's RAID policy (default raid6; 'file': no RAID)"
+    )
     parser.add_argument("--no-iscsi-perf", action="store_true", help="qemu-img bench only")
     parser.add_argument("--only", help="run only the workloads whose name contains this text")
     parser.add_argument("--json", type=Path, help="also write the samples to this file")
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         ]
         try:
-            targets.append(stack.enter_context(iscsi_peer.our_target(tmp)))
+            targets.append(stack.enter_context(iscsi_peer.our_target(tmp, raid_policy=args.raid_policy)))
         except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as error:
             log = tmp / "array-sim-serve.log"
             tail = log.read_text(errors="replace").splitlines()[-10:] if log.exists() else []
@@ -286,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(["taskset", "-a", "-p", "-c", target_cpu, str(t.pid)], check=True, capture_output=True)
         print(
             f"# iSCSI peer benchmark, {datetime.now().isoformat(timespec='seconds')}, {platform.node()}, "
-            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, pin {args.pin}, {reps} reps of ~{seconds} s"
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, pin {args.pin}, {reps} reps of ~{seconds} s, "
+            f"our member {args.raid_policy}"
         )
         print(
             f"# tgt iSCSI parameters: {args.tgt_params}" + (f" {iscsi_peer.TGT_TUNED}" * (args.tgt_params == "matched"))

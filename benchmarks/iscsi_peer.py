@@ -256,17 +256,19 @@ def our_target(
     size: str = "1GB",
     options: tuple[str, ...] = (),
     member_size: str = "20GB",
+    raid_policy: str = "raid6",
     log: Path | None = None,
 ) -> Iterator[OurTarget]:
     """``array-sim serve`` on a free port, group in ``workdir/group``, one thick volume open to any IP.
 
     ``options`` go on the ``volume create`` line, e.g. ``("multihost-access", "enable")``: like the
-    array, a volume takes one initiator at a time unless multi-host access is enabled.
+    array, a volume takes one initiator at a time unless multi-host access is enabled. member-1 is
+    made with ``raid_policy`` over 12 disks (``file``: one sparse file, no RAID).
     """
     command = array_sim_command()
     group_dir = workdir / "group"
     subprocess.run(
-        [command, "init", "--dir", str(group_dir), "--member-size", member_size],
+        [command, "init", "--dir", str(group_dir), "--member-size", member_size, "--raid-policy", raid_policy],
         check=True,
         capture_output=True,
         timeout=120,
