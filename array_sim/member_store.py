@@ -22,13 +22,13 @@ Rules of this module:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from .block import DeviceOffline
+from .raid.disks import Disk
 from .units import PAGE_SIZE
 
 __all__ = ["MemberOffline", "StoreHealth", "SlotStore", "FileStore", "MemoryStore", "EventSink", "check_range"]
@@ -89,47 +89,34 @@ def check_range(capacity_pages: int, slot: int, offset: int, length: int) -> int
 
 
 class FileStore:
-    """A member without RAID: every slot in one sparse file (groups made before RAID)."""
+    """A member without RAID: every slot in one sparse disk file (groups made before RAID)."""
 
     def __init__(self, path: Path, capacity_pages: int) -> None:
         self.path = path
         self.capacity_pages = capacity_pages
-        self._fd = os.open(path, os.O_RDWR)
-        if os.fstat(self._fd).st_size != capacity_pages * PAGE_SIZE:
-            os.close(self._fd)
+        if path.stat().st_size != capacity_pages * PAGE_SIZE:
             raise ValueError(f"member store {path} does not have {capacity_pages} pages")
+        self._disk = Disk(path, capacity_pages * PAGE_SIZE)
 
     @classmethod
     def create(cls, path: Path, capacity_pages: int) -> FileStore:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, capacity_pages * PAGE_SIZE)
-        finally:
-            os.close(fd)
+        if path.exists():
+            raise FileExistsError(f"{path} exists")
+        Disk.create(path, capacity_pages * PAGE_SIZE).close()
         return cls(path, capacity_pages)
 
     def read(self, slot: int, offset: int, length: int) -> bytes:
-        data = os.pread(self._fd, length, check_range(self.capacity_pages, slot, offset, length))
-        if len(data) != length:
-            raise OSError(f"short read from {self.path}")
-        return data
+        return self._disk.read(check_range(self.capacity_pages, slot, offset, length), length)
 
     def write(self, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
-        position = check_range(self.capacity_pages, slot, offset, len(data))
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, position)
-            view = view[written:]
-            position += written
+        self._disk.write(check_range(self.capacity_pages, slot, offset, len(data)), data)
 
     def flush(self) -> None:
-        os.fsync(self._fd)
+        self._disk.flush()
 
     def close(self) -> None:
         """Close the file; closing again does nothing."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._disk.close()
 
     def health(self) -> StoreHealth:
         return StoreHealth()
