@@ -10,6 +10,12 @@ back. Each client connection is one CLI ``Session`` inside the server, so
 modes and confirmations work as they do locally;
 after every command the server brings its targets in line with the group.
 
+Every CLI command, and the session's creation and prompt, runs on the
+engine owner (``targets.engine_owner``), in turn with the iSCSI commands:
+the loop only reads and writes the socket, so a slow command (a volume
+created, a snapshot restored) stalls no iSCSI session and never runs
+alongside one. ``after_command`` is awaited before the reply.
+
 A request line longer than ``MAX_REQUEST`` bytes is read to its end and
 dropped, and answered ``% Error - ...``; so is one that is not a JSON
 object. The session and the server go on either way.
@@ -20,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from array_sim import Group
+from targets.engine_owner import EngineOwner
 
 from .cli.session import Live, Session
 
@@ -75,8 +82,11 @@ async def _request(reader: asyncio.StreamReader) -> dict[str, object] | None:
 class ControlServer:
     """Serves CLI sessions on ``<group dir>/control.sock``."""
 
-    def __init__(self, group: Group, live: Live, after_command: Callable[[], None]) -> None:
+    def __init__(
+        self, group: Group, owner: EngineOwner, live: Live, after_command: Callable[[], Awaitable[None]]
+    ) -> None:
         self.group = group
+        self.owner = owner
         self.live = live
         self.after_command = after_command
         self.path = group.directory / SOCKET_NAME
@@ -99,33 +109,43 @@ class ControlServer:
                 hello = await _request(reader) or {}
             except _BadRequest:
                 hello = {}
-            session = Session(
-                self.group, str(hello.get("account", "grpadmin")), bool(hello.get("interactive")), self.live
-            )
-            await self._reply(writer, session, [])
-            while not session.closed:
+            account, interactive = str(hello.get("account", "grpadmin")), bool(hello.get("interactive"))
+            session = await self.owner.run(Session, self.group, account, interactive, self.live)
+            reply = await self.owner.run(self._reply_to, session, [])
+            await self._send(writer, reply)
+            while not reply["closed"]:
                 try:
                     request = await _request(reader)
                 except _BadRequest as error:
-                    await self._reply(writer, session, [f"% Error - {error}"])
+                    await self._send(writer, await self.owner.run(self._reply_to, session, [f"% Error - {error}"]))
                     continue
                 if request is None:
                     break
-                words = request.get("words")
-                if isinstance(words, list):
-                    lines = session.execute_words([str(word) for word in words])
-                else:
-                    lines = session.execute(str(request.get("line", "")))
-                self.after_command()
-                await self._reply(writer, session, lines)
+                reply = await self.owner.run(self._execute, session, request)
+                await self.after_command()
+                await self._send(writer, reply)
         except ConnectionError:
             pass
         finally:
             writer.close()
 
+    @classmethod
+    def _execute(cls, session: Session, request: dict[str, object]) -> dict[str, object]:
+        """One request run on the engine owner, and the reply to it."""
+        words = request.get("words")
+        if isinstance(words, list):
+            lines = session.execute_words([str(word) for word in words])
+        else:
+            lines = session.execute(str(request.get("line", "")))
+        return cls._reply_to(session, lines)
+
     @staticmethod
-    async def _reply(writer: asyncio.StreamWriter, session: Session, lines: list[str]) -> None:
-        reply = {"lines": lines, "prompt": session.prompt, "asking": session.asking, "closed": session.closed}
+    def _reply_to(session: Session, lines: list[str]) -> dict[str, object]:
+        """The reply (on the engine owner: the prompt names the group)."""
+        return {"lines": lines, "prompt": session.prompt, "asking": session.asking, "closed": session.closed}
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, reply: dict[str, object]) -> None:
         writer.write(json.dumps(reply).encode() + b"\n")
         await writer.drain()
 

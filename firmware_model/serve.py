@@ -3,6 +3,14 @@
 A portal that cannot be listened on (in use, not an address of this host),
 or a control socket that cannot be made, is one line on stderr and exit
 status 1, never a traceback.
+
+The group is opened on the main thread before the loop starts and closed
+after the engine owner's worker has ended; in between only that worker
+touches it (``targets.engine_owner`` rule 1): the iSCSI commands, the CLI
+commands, the portal's inventory and the background steps
+(``Group.background_step``, when the group has it: RAID reconstruction) are
+all submitted to it. ``ARRAY_SIM_LOOP_LAG=1`` logs, every second, the
+longest pause of the event loop (``benchmarks/loop_pause.py`` reads it).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from pathlib import Path
 import uvloop
 
 from array_sim import Group
+from targets.engine_owner import EngineOwner
 from targets.iscsi.server import TargetServer
 from targets.portal import GroupPortal
 
@@ -25,6 +34,8 @@ from .control import ControlServer
 __all__ = ["serve", "parse_portal"]
 
 DEFAULT_PORT = 3260
+#: Bytes of background work (reconstruction) one step may do: a few ms, so I/O waits little.
+BACKGROUND_BUDGET = 1 << 20
 
 
 class ListenError(Exception):
@@ -69,14 +80,24 @@ def _why(error: OSError) -> str:
 
 
 async def _serve(group: Group, host: str, port: int, nop_interval: float) -> None:
-    portal = GroupPortal(group, f"{host}:{port}")
-    server = TargetServer(portal, host, port, nop_interval)
+    owner = EngineOwner(asyncio.get_running_loop())
+    try:
+        await _serve_owned(group, owner, host, port, nop_interval)
+    finally:
+        owner.stop()
 
-    def after_command() -> None:
-        portal.refresh()
+
+async def _serve_owned(group: Group, owner: EngineOwner, host: str, port: int, nop_interval: float) -> None:
+    # Built on the owner: its first inventory reads the group (no connection exists yet).
+    portal = await owner.run(GroupPortal, group, f"{host}:{port}")
+    portal.engine_call = lambda call: owner.submit(call)
+    server = TargetServer(portal, owner, host, port, nop_interval)
+
+    async def after_command() -> None:
+        portal.apply(await owner.run(portal.inventory))
         server.pump()
 
-    control = ControlServer(group, portal, after_command)
+    control = ControlServer(group, owner, portal, after_command)
     try:
         await server.start()
     except OSError as error:
@@ -92,8 +113,48 @@ async def _serve(group: Group, host: str, port: int, nop_interval: float) -> Non
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    watchers = [loop.create_task(_background(group, owner))]
+    if os.environ.get("ARRAY_SIM_LOOP_LAG"):
+        watchers.append(loop.create_task(_watch_loop_lag()))
     await stop.wait()
     log.info("shutting down")
+    for watcher in watchers:
+        watcher.cancel()
     await control.stop()
     await server.stop()
-    group.flush()
+    await owner.run(group.flush)
+
+
+async def _background(group: Group, owner: EngineOwner, period: float = 1.0) -> None:
+    """Keep ``group.background_step`` scheduled on the owner while it has work; look again every ``period``."""
+    step = getattr(group, "background_step", None)
+    if step is None:
+        return
+    armed = False
+
+    def run() -> bool:  # on the owner
+        nonlocal armed
+        armed = bool(step(BACKGROUND_BUDGET))
+        return armed
+
+    while True:
+        if not armed:
+            armed = True
+            owner.submit_background(run)
+        await asyncio.sleep(period)
+
+
+async def _watch_loop_lag(period: float = 0.001) -> None:
+    """Log, every second, the longest lateness of a ``period`` timer: how long the loop was busy."""
+    log = logging.getLogger("array_sim.lag")
+    loop = asyncio.get_running_loop()
+    worst = overall = 0.0
+    report = loop.time() + 1.0
+    while True:
+        before = loop.time()
+        await asyncio.sleep(period)
+        worst = max(worst, loop.time() - before - period)
+        if loop.time() >= report:
+            overall = max(overall, worst)
+            log.info("loop lag: max %.1f ms (overall %.1f ms)", worst * 1e3, overall * 1e3)
+            worst, report = 0.0, loop.time() + 1.0

@@ -11,16 +11,29 @@ address with ``*`` octets, CHAP user), records are alternatives, and a
 record applies to the volume, its snapshots or both. A volume with no
 matching record admits nobody. With multi-host access disabled (the
 default) a second initiator is refused while another is logged in.
+
+Threads (``targets.engine_owner``): ``inventory()`` reads the group and
+creates and updates the logical units, so it runs on the engine owner;
+``apply()`` updates the targets and drops connections, so it runs on the
+event loop. Login and discovery run on the loop and read only what the last
+``apply()`` stored (targets, access records, CHAP accounts, target
+credentials): lists replaced whole, never the group, so they never race the
+worker. What touches a logical unit (``nexus_gone``) goes through
+``engine_call``: at once when one thread does everything (the tests), or
+submitted to the owner. ``connections()`` is asked by the CLI on the worker;
+it copies one list of the loop's, and a snapshot a moment old is a fine
+answer to ``show connections``.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from array_sim import AccessRecord, Group, Snapshot, Volume
+from array_sim import AccessRecord, ChapUser, Group, Snapshot, Volume
 
 from .iscsi.login import Access
 from .scsi import LogicalUnit, ScsiTarget
@@ -28,7 +41,7 @@ from .scsi import LogicalUnit, ScsiTarget
 if TYPE_CHECKING:
     from .iscsi.connection import Connection
 
-__all__ = ["GroupPortal", "TargetEntry"]
+__all__ = ["GroupPortal", "Inventory", "TargetEntry"]
 
 log = logging.getLogger("array_sim.portal")
 
@@ -41,8 +54,6 @@ class TargetEntry:
     snapshot: Snapshot | None
     unit: LogicalUnit
     scsi: ScsiTarget
-    #: (blocks, thin) as last reported: a change is a CAPACITY DATA HAS CHANGED unit attention.
-    shape: tuple[int, bool]
     connections: list[Connection] = field(default_factory=list)
 
     @property
@@ -57,6 +68,19 @@ class TargetEntry:
         return record.apply_to == "both" or record.apply_to == ("snapshot" if self.snapshot else "volume")
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """What the group serves, read on the engine owner and applied on the loop (header)."""
+
+    #: IQN -> (volume, snapshot or None, its logical unit), for every online volume and snapshot.
+    targets: dict[str, tuple[Volume, Snapshot | None, LogicalUnit]]
+    #: Volume name -> its access records.
+    records: dict[str, list[AccessRecord]]
+    chap_users: list[ChapUser]
+    #: (user, secret) the target answers mutual CHAP with, None if not set.
+    credentials: tuple[str, str] | None
+
+
 def _ip_matches(pattern: str, ip: str) -> bool:
     return fnmatch.fnmatchcase(ip, pattern)
 
@@ -69,48 +93,56 @@ class GroupPortal:
         self.address = address
         self.tpgt = tpgt
         self.targets: dict[str, TargetEntry] = {}
+        #: How work on a logical unit is run: at once, or submitted to the engine owner (header).
+        self.engine_call: Callable[[Callable[[], object]], object] = lambda call: call()
         self._units: dict[tuple[str, int], LogicalUnit] = {}
+        #: (blocks, thin) as last reported: a change is a CAPACITY DATA HAS CHANGED unit attention.
+        self._shapes: dict[tuple[str, int], tuple[int, bool]] = {}
+        self._inventory = Inventory({}, {}, [], None)
         self._next_tsih = 0
         self.refresh()
 
     # ------------------------------------------------------------ targets
 
     def refresh(self) -> None:
-        """Match targets to the group; a target that went away drops its connections."""
-        wanted: dict[str, tuple[Volume, Snapshot | None]] = {}
+        """Match targets to the group, in one thread (``inventory`` then ``apply``)."""
+        self.apply(self.inventory())
+
+    def inventory(self) -> Inventory:
+        """Read what the group serves and bring the logical units in line (on the engine owner)."""
+        wanted: dict[str, tuple[Volume, Snapshot | None, LogicalUnit]] = {}
         for volume in self.group.volumes.values():
-            if volume.online:
-                wanted[volume.iqn] = (volume, None)
-            for snapshot in self.group.snapshots_of(volume):
-                if snapshot.online:
-                    wanted[snapshot.iqn] = (volume, snapshot)
+            served = [snapshot for snapshot in self.group.snapshots_of(volume) if snapshot.online]
+            for snapshot in ([None] if volume.online else []) + served:
+                wanted[(snapshot or volume).iqn] = (volume, snapshot, self._unit(volume, snapshot))
+        live = {("snapshot", s.id) if s else ("volume", v.id) for v, s, _ in wanted.values()}
+        for key in [key for key in self._units if key not in live]:
+            del self._units[key]
+            del self._shapes[key]
+        records = {volume.name: self.group.access_records(volume.name) for volume in self.group.volumes.values()}
+        name = self.group.catalog.param("target_auth_username")
+        secret = self.group.catalog.param("target_auth_password")
+        return Inventory(wanted, records, self.group.chap_users(), (name, secret) if name and secret else None)
+
+    def apply(self, inventory: Inventory) -> None:
+        """Targets as ``inventory`` says (on the loop); a target that went away drops its connections."""
+        self._inventory = inventory
         for iqn in list(self.targets):
             entry = self.targets[iqn]
-            if iqn not in wanted:
+            if iqn not in inventory.targets:
                 for connection in entry.connections:
                     connection.drop(f"target {iqn} went offline")
                 del self.targets[iqn]
                 log.info("target %s is no longer served", iqn)
-        for iqn, (volume, snapshot) in wanted.items():
+        for iqn, (volume, snapshot, unit) in inventory.targets.items():
             entry = self.targets.get(iqn)
-            if entry is None:
-                self.targets[iqn] = self._entry(volume, snapshot)
+            if entry is None or entry.unit is not unit:
+                self.targets[iqn] = TargetEntry(volume, snapshot, unit, ScsiTarget({0: unit}))
                 log.info("target %s is served", iqn)
             else:
-                shape = (entry.unit.device.num_blocks, entry.unit.device.thin)
-                if shape != entry.shape:
-                    # READ CAPACITY changes with the size, and LBPME with thin provisioning.
-                    entry.shape = shape
-                    entry.unit.capacity_changed()
-        live = set(self._keys())
-        for key in list(self._units):
-            if key not in live:
-                del self._units[key]
+                entry.volume, entry.snapshot = volume, snapshot
 
-    def _keys(self) -> list[tuple[str, int]]:
-        return [("snapshot", e.snapshot.id) if e.snapshot else ("volume", e.volume.id) for e in self.targets.values()]
-
-    def _entry(self, volume: Volume, snapshot: Snapshot | None) -> TargetEntry:
+    def _unit(self, volume: Volume, snapshot: Snapshot | None) -> LogicalUnit:
         key = ("snapshot", snapshot.id) if snapshot else ("volume", volume.id)
         unit = self._units.get(key)
         if unit is None:
@@ -125,7 +157,11 @@ class GroupPortal:
             )
             self._units[key] = unit
         shape = (unit.device.num_blocks, unit.device.thin)
-        return TargetEntry(volume, snapshot, unit, ScsiTarget({0: unit}), shape)
+        if self._shapes.setdefault(key, shape) != shape:
+            # READ CAPACITY changes with the size, and LBPME with thin provisioning.
+            self._shapes[key] = shape
+            unit.capacity_changed()
+        return unit
 
     # ------------------------------------------------- Host (login) interface
 
@@ -136,7 +172,7 @@ class GroupPortal:
     def _records(self, entry: TargetEntry, initiator: str, ip: str) -> list[AccessRecord]:
         return [
             r
-            for r in self.group.access_records(entry.volume.name)
+            for r in self._inventory.records.get(entry.volume.name, [])
             if entry.applies(r)
             and (r.initiator in ("", "*") or r.initiator.lower() == initiator.lower())
             and (not r.ipaddress or _ip_matches(r.ipaddress, ip))
@@ -159,7 +195,7 @@ class GroupPortal:
         if entry is None:
             return "no such target"
         allowed = []
-        for record in self.group.access_records(entry.volume.name):
+        for record in self._inventory.records.get(entry.volume.name, []):
             if not entry.applies(record):
                 continue
             criteria = [
@@ -184,15 +220,13 @@ class GroupPortal:
         )
 
     def chap_secret(self, user: str) -> str | None:
-        for account in self.group.chap_users():
+        for account in self._inventory.chap_users:
             if account.name == user and account.enabled:
                 return account.password
         return None
 
     def target_credentials(self) -> tuple[str, str] | None:
-        name = self.group.catalog.param("target_auth_username")
-        secret = self.group.catalog.param("target_auth_password")
-        return (name, secret) if name and secret else None
+        return self._inventory.credentials
 
     # ------------------------------------------------ Host (session) interface
 
@@ -240,8 +274,10 @@ class GroupPortal:
         entry = self.targets.get(session.target)
         if entry is not None and connection in entry.connections:
             entry.connections.remove(connection)
-        if entry is not None and connection.nexus is not None:
-            entry.unit.nexus_gone(connection.nexus)
+        nexus = connection.nexus
+        if entry is not None and nexus is not None:
+            unit = entry.unit
+            self.engine_call(lambda: unit.nexus_gone(nexus))
 
     def connections(self, volume: Volume, snapshot: Snapshot | None = None) -> list[tuple[str, str]]:
         """(initiator address, initiator name) of each session on the volume's or snapshot's target."""

@@ -2,8 +2,11 @@
 
 The asyncio edge feeds received bytes in (``get_buffer``/``buffer_updated``
 or ``receive``) and sends what ``data_to_send()`` returns; ``closing`` says
-the connection must be closed once that is sent. Nothing here touches a
-socket. A session has exactly one connection (MaxConnections=1), so the
+the connection must be closed once that is sent. What must run on the
+engine (SCSI commands, resets) comes out of ``work_to_run()``; the edge runs
+each ``Work`` on the engine owner and calls ``completed(work, result)``
+with what it returned. Nothing here touches a socket or a thread. A
+session has exactly one connection (MaxConnections=1), so the
 session's sequence numbers live here too.
 
 Rules of this module:
@@ -15,12 +18,18 @@ Rules of this module:
 3. A malformed or out-of-place PDU gets a Reject carrying its header
    (section 11.17) and changes nothing; a PDU whose length cannot be trusted
    (header digest error, oversized segment) drops the connection.
-4. SCSI runs synchronously through ``targets.scsi``; ``scsi_tasks`` (mixed
-   in) moves its bytes: Data-Out in, Data-In and status out, with residuals.
+4. SCSI never runs here: ``scsi_tasks`` (mixed in) gathers a command's
+   Data-Out, hands the command out as ``Work`` in CmdSN order, and sends its
+   Data-In and status when it completes, with residuals and the StatSN of
+   that moment. Responses to different tasks may go in any order (section
+   4.2.2.2); a TMF response follows the tasks it aborted (``task_management``
+   rule 2), and a Logout response follows every command before it (section
+   11.14: the connection's commands are done before it closes).
 5. Flow control: input is taken one PDU at a time and no more once
-   ``OUTPUT_BUDGET`` bytes wait to be sent, or while the edge says the peer
-   is not reading (``paused``); ``resume()`` goes on. Unread responses stop
-   the reading of requests, so output never piles up.
+   ``OUTPUT_BUDGET`` bytes wait to be sent or are promised by reads handed
+   to the engine, or while the edge says the peer is not reading
+   (``paused``); ``resume()`` goes on. Unread responses stop the reading of
+   requests, so output never piles up.
 """
 
 from __future__ import annotations
@@ -47,15 +56,16 @@ from .pdu import (
     RejectReason,
     ScsiCommand,
     TaskManagementRequest,
+    TaskManagementResponse,
     TextRequest,
     TextResponse,
 )
 from .scsi_tasks import ScsiTasks
 from .sequence import sn_add, sn_in_window
-from .task_management import task_management
-from .tasks import WriteTask
+from .task_management import Plan, plan
+from .tasks import Work, WriteTask
 
-__all__ = ["Connection", "Host", "OUTPUT_BUDGET"]
+__all__ = ["Connection", "Host", "OUTPUT_BUDGET", "Work"]
 
 #: Bytes of queued output after which no further PDU is taken in until it is sent (rule 5).
 OUTPUT_BUDGET = 4 << 20
@@ -89,6 +99,14 @@ class Connection(ScsiTasks):
         self.stat_sn = 0
         self.exp_cmd_sn = 0
         self.writes: dict[int, WriteTask] = {}
+        #: Commands handed to the engine and not completed yet, by ITT (rule 4).
+        self.running: dict[int, Work] = {}
+        self._work: list[Work] = []
+        #: Data-In bytes the reads in ``running`` will send (rule 5).
+        self._promised = 0
+        #: TMFs waiting for the tasks they aborted (rule 4).
+        self._tmfs: list[Plan] = []
+        self._logout_waiting: LogoutRequest | None = None
         self._held: dict[int, Pdu] = {}
         #: CmdSNs aborted before they arrived: consumed and dropped when they come.
         self._aborted: set[int] = set()
@@ -124,6 +142,25 @@ class Connection(ScsiTasks):
         self._queued = 0
         return out
 
+    def work_to_run(self) -> list[Work]:
+        """Engine work handed out since the last call, in the order it must run (rule 4)."""
+        work, self._work = self._work, []
+        return work
+
+    def completed(self, work: Work, result: object) -> None:
+        """``work`` ran on the engine and returned ``result``: answer it, and what waited for it."""
+        if work.command:
+            self._command_done(work, result)  # type: ignore[arg-type]
+        for waiting in [p for p in self._tmfs if work in p.waits]:
+            waiting.waits.remove(work)
+            if not waiting.waits:
+                self._tmfs.remove(waiting)
+                self._tmf_response(waiting)
+        pdu = self._logout_waiting
+        if pdu is not None and not self.running and not self._tmfs:
+            self._logout_waiting = None
+            self._logout(pdu)
+
     def resume(self) -> bool:
         """Take in input left waiting once the output queued so far was sent (rule 5); False if none was."""
         taken = self.framer.start
@@ -146,19 +183,22 @@ class Connection(ScsiTasks):
     # ------------------------------------------------------------ receiving
 
     def _process(self) -> None:
-        if self.paused or self._queued >= OUTPUT_BUDGET:
+        if self._full():
             return
         try:
             for frame in self.framer.frames():
                 if self.closing:
                     return
                 self._frame(frame)
-                if self.paused or self._queued >= OUTPUT_BUDGET:
+                if self._full():
                     return  # before the next frame is taken: it waits in the framer
         except FramingError as error:
             self._close(f"protocol error: {error}")
         except DigestError as error:
             self._reject(RejectReason.DATA_DIGEST, error.bhs)
+
+    def _full(self) -> bool:
+        return self.paused or self._queued + self._promised >= OUTPUT_BUDGET
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -236,7 +276,7 @@ class Connection(ScsiTasks):
         elif isinstance(pdu, LogoutRequest):
             self._logout(pdu)
         elif isinstance(pdu, TaskManagementRequest):
-            self._send(task_management(self, pdu))
+            self._task_management(pdu)
 
     def _on_ordered(self, frame: Frame) -> None:
         pdu = frame.decode()
@@ -297,7 +337,29 @@ class Connection(ScsiTasks):
             )  # fmt: skip
         )
 
+    def _task_management(self, request: TaskManagementRequest) -> None:
+        """Abort now; answer once the aborted tasks and the reset have come back (rule 4)."""
+        tmf = plan(self, request)
+        if tmf.action is not None:
+            reset = Work(request.itt, -1, tmf.action, command=False)
+            tmf.waits.append(reset)
+            self._submit(reset)
+        if tmf.waits:
+            self._tmfs.append(tmf)
+        else:
+            self._tmf_response(tmf)
+
+    def _tmf_response(self, tmf: Plan) -> None:
+        if self.closing:
+            return
+        self._send(TaskManagementResponse(response=tmf.response, itt=tmf.request.itt, **self._sns(advance=True)))
+        if tmf.closes:
+            self.drop("target cold reset", warn_initiator=False)
+
     def _logout(self, pdu: LogoutRequest) -> None:
+        if self.running or self._tmfs:
+            self._logout_waiting = pdu  # answered when they complete (rule 4)
+            return
         # Reason 2 (remove the connection for recovery) needs ERL 2: response 2 (section 11.15.1).
         response = 2 if pdu.reason == 2 else 0
         self._send(LogoutResponse(response=response, itt=pdu.itt, **self._sns(advance=True)))
@@ -318,6 +380,9 @@ class Connection(ScsiTasks):
     def _new_ttt(self) -> int:
         self._next_ttt = (self._next_ttt + 1) & 0x7FFFFFFF
         return self._next_ttt
+
+    def _submit(self, work: Work) -> None:
+        self._work.append(work)
 
     def _send(self, pdu: Pdu) -> None:
         self._out.extend(encode_pdu(pdu, self.framer.header_digest, self.framer.data_digest))
@@ -342,13 +407,20 @@ class Connection(ScsiTasks):
             self.close_reason = reason
             self.writes.clear()
             self._held.clear()
+            self._tmfs.clear()
+            for work in self.running.values():
+                work.aborted = True  # SAM-5 6.3.4: the nexus is gone, its tasks with it
 
-    def abort_tasks(self, match: Callable[[WriteTask], bool]) -> int:
-        """Drop writes still waiting for data (ABORT TASK and friends); returns how many."""
+    def abort_tasks(self, match: Callable[[WriteTask | Work], bool]) -> tuple[bool, list[Work]]:
+        """Drop writes still waiting for data and mark matching commands handed to the engine aborted
+        (ABORT TASK and friends): (whether any task matched, the commands to wait for)."""
         doomed = [itt for itt, task in self.writes.items() if match(task)]
         for itt in doomed:
             del self.writes[itt]
-        return len(doomed)
+        waits = [work for work in self.running.values() if match(work)]
+        for work in waits:
+            work.aborted = True
+        return bool(doomed or waits), waits
 
     def forget_command(self, cmd_sn: int) -> bool:
         """Treat a command not yet received as received and aborted; False if ``cmd_sn`` is outside the window."""

@@ -16,6 +16,13 @@ Rules of this module:
    7143 11.4.5.2): overflow or underflow, at most FFFFFFFFh.
 3. At most ``queue_depth`` writes wait for data; another gets TASK SET FULL
    (SAM-5 5.3.1): immediate commands are outside the CmdSN window.
+4. A command whose data is in is not run here: it becomes a ``Work`` (in
+   CmdSN order, so the engine owner runs commands in the order the initiator
+   numbered them) and its status goes out when the edge calls
+   ``completed``; StatSN is assigned then (RFC 7143 section 4.2.2.2). An
+   aborted command's status is never sent (section 4.2.3.3). Small READs and
+   WRITEs without FUA (SBC-4 5.11, 5.32: no forced media access) are marked
+   ``quick``: the edge may run them without a thread hop when the owner idles.
 """
 
 from __future__ import annotations
@@ -40,12 +47,18 @@ from .pdu import (
     ScsiResponse,
 )
 from .task_management import lun_number
-from .tasks import TransferError, WriteTask, data_in_bursts
+from .tasks import TransferError, Work, WriteTask, data_in_bursts
 
 if TYPE_CHECKING:
     from ..scsi import Nexus, ScsiTarget
 
 __all__ = ["ScsiTasks"]
+
+#: READ(10) and READ(16) of at most this many bytes are ``Work.quick`` (rule 4): a pread.
+QUICK_READ = 1 << 20
+#: WRITE(10) and WRITE(16) without FUA of at most this many bytes are ``Work.quick``: a pwrite to the page cache.
+QUICK_WRITE = 64 << 10
+_READS, _WRITES = (0x28, 0x88), (0x2A, 0x8A)
 
 
 class ScsiTasks:
@@ -55,6 +68,8 @@ class ScsiTasks:
         scsi: ScsiTarget | None
         nexus: Nexus | None
         writes: dict[int, WriteTask]
+        running: dict[int, Work]
+        _promised: int
         queue_depth: int
         stat_sn: int
         exp_cmd_sn: int
@@ -70,6 +85,7 @@ class ScsiTasks:
         def _max_cmd_sn(self) -> int: ...
         def _new_ttt(self) -> int: ...
         def _reject(self, reason: int, bhs: bytes) -> None: ...
+        def _submit(self, work: Work) -> None: ...
 
     def _command(self, pdu: ScsiCommand) -> None:
         if self.scsi is None:
@@ -142,17 +158,40 @@ class ScsiTasks:
         self, itt: int, lun: int, cdb: bytes, data_out: bytes | bytearray | memoryview, expected: int, reading: bool,
         writing: bool, r2t_count: int = 0,
     ) -> None:  # fmt: skip
-        assert self.scsi is not None and self.nexus is not None
-        result = self.scsi.execute(Command(cdb=cdb, data_out=data_out, nexus=self.nexus, lun=lun))
+        """Hand the command to the engine owner (rule 4); its residual is known from the CDB now."""
+        scsi, nexus = self.scsi, self.nexus
+        assert scsi is not None and nexus is not None
         residual = 0
         flags = 0
         if writing:
-            needed = self.scsi.data_out_to_gather(cdb, lun)[0]
+            needed = scsi.data_out_to_gather(cdb, lun)[0]
             if expected < needed:
                 flags, residual = OVERFLOW, needed - expected
             elif expected > needed:
                 flags, residual = UNDERFLOW, expected - needed
-        self._respond(itt, result, result.data_in if reading else b"", expected, writing, r2t_count, flags, residual)
+        if isinstance(data_out, memoryview):
+            data_out = bytes(data_out)  # immediate data: out of the receive buffer, which is reused
+        command = Command(cdb=cdb, data_out=data_out, nexus=nexus, lun=lun)
+        opcode = cdb[0]
+        quick = (opcode in _READS and expected <= QUICK_READ) or (
+            opcode in _WRITES and not cdb[1] & 0x08 and len(data_out) <= QUICK_WRITE
+        )
+        work = Work(itt, lun, lambda: scsi.execute(command), response=(expected, reading, writing, r2t_count, flags,
+                                                                       residual), quick=quick)  # fmt: skip
+        self.running[itt] = work
+        self._promised += expected if reading else 0
+        self._submit(work)
+
+    def _command_done(self, work: Work, result: Result) -> None:
+        """The status of a command the engine owner ran (rule 4)."""
+        if self.running.get(work.itt) is work:
+            del self.running[work.itt]
+        expected, reading, writing, r2t_count, flags, residual = work.response
+        self._promised -= expected if reading else 0
+        if work.aborted:
+            return
+        self._respond(work.itt, result, result.data_in if reading else b"", expected, writing, r2t_count, flags,
+                      residual)  # fmt: skip
 
     def _respond(
         self, itt: int, result: Result, data_in: bytes, expected: int, writing: bool, r2t_count: int,

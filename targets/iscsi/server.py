@@ -7,6 +7,15 @@ server sends what any connection has queued and closes those that asked to
 be closed: a login in one connection can end another (session
 reinstatement), and a CLI change can end many (a volume set offline).
 
+Engine work: after every receive the server takes each connection's
+``work_to_run()`` and submits it, as one batch per connection, to the
+engine owner (``targets.engine_owner``); the owner hands finished batches
+back on the loop, the connections are told ``completed``, and the server
+sends what they queued. Only ``quick`` commands (small reads, writes
+without FUA) run on the loop, and only while the owner is idle
+(``engine_owner`` rule 6); so a SYNCHRONIZE CACHE or a slow CLI command
+stalls no other session.
+
 Flow control: when a transport's write buffer passes its high-water mark
 (``pause_writing``) the connection stops reading and stops taking in the
 PDUs it has already received; ``resume_writing`` takes them in again. A
@@ -19,12 +28,18 @@ import asyncio
 import logging
 import time
 
+from ..engine_owner import EngineOwner
 from ..portal import GroupPortal
+from ..scsi import Result, SenseReason, Status
+from ..scsi.sense import build_sense
 from .connection import Connection
 
 __all__ = ["TargetServer"]
 
 log = logging.getLogger("array_sim.iscsi")
+
+#: What a command whose engine call raised completes with (SAM-5 5.3.1, INTERNAL TARGET FAILURE).
+_FAILED = Result(Status.CHECK_CONDITION, sense=build_sense(SenseReason.INTERNAL_TARGET_FAILURE, descriptor=False))
 
 
 class _Protocol(asyncio.BufferedProtocol):
@@ -86,8 +101,12 @@ class _Protocol(asyncio.BufferedProtocol):
 class TargetServer:
     """Serves a group's targets on one portal (the group IP and port)."""
 
-    def __init__(self, portal: GroupPortal, host: str, port: int, nop_interval: float = 30.0) -> None:
+    def __init__(
+        self, portal: GroupPortal, owner: EngineOwner, host: str, port: int, nop_interval: float = 30.0
+    ) -> None:
         self.portal = portal
+        self.owner = owner
+        owner.delivered.append(self.pump)
         self.host = host
         self.port = port
         self.nop_interval = nop_interval
@@ -107,6 +126,7 @@ class TargetServer:
             if connection is None or transport is None or transport.is_closing():
                 continue
             while True:
+                self._submit(connection)
                 out = connection.data_to_send()
                 if out:
                     transport.writelines(out)  # may call pause_writing
@@ -115,6 +135,24 @@ class TargetServer:
                     break
                 if connection.paused or not connection.resume():
                     break
+
+    def _submit(self, connection: Connection) -> None:
+        """Hand the connection's engine work to the owner; its completions come back on the loop."""
+        work = connection.work_to_run()
+        while work and work[0].quick:  # while the owner idles, a quick command needs no hop
+            ran, result = self.owner.run_inline(work[0].run)
+            if not ran:
+                break
+            connection.completed(work.pop(0), result)
+        if not work:
+            return
+
+        def done(results: list[object]) -> None:
+            for item, result in zip(work, results, strict=True):
+                failed = isinstance(result, Exception)
+                connection.completed(item, _FAILED if failed and item.command else result)
+
+        self.owner.submit_batch([item.run for item in work], done)
 
     async def _ping_idle(self) -> None:
         """NOP-In to connections idle for an interval; one silent for two is dropped (RFC 7143 11.19)."""

@@ -1,4 +1,5 @@
-"""One SCSI task's data transfer: gathering Data-Out, soliciting with R2T, splitting Data-In.
+"""One SCSI task's data transfer: gathering Data-Out, soliciting with R2T, splitting Data-In;
+and ``Work``, what a connection hands its edge to run on the engine owner.
 
 RFC 7143 sections 4.2.5 (R2T, immediate and unsolicited data), 11.7 and 11.8
 (Data-In/Data-Out) and 13.13-13.15 (burst lengths).
@@ -14,6 +15,9 @@ Rules of this module:
    sends nothing holds nothing.
 3. Unsolicited data the initiator must send anyway (FirstBurstLength, section
    13.14) is awaited and counted, and what lies past ``gather`` is dropped.
+4. A ``Work`` owns everything its call needs (Data-Out copied out of the
+   receive buffer), since it runs later on another thread; an aborted one
+   that has not started yet does nothing (SAM-5 7.2).
 """
 
 from __future__ import annotations
@@ -21,11 +25,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["WriteTask", "TransferError", "data_in_bursts"]
+__all__ = ["WriteTask", "TransferError", "Work", "data_in_bursts"]
 
 
 class TransferError(Exception):
     """A Data-Out that breaks the rules (answered with a Reject, reason protocol error)."""
+
+
+@dataclass(eq=False)
+class Work:
+    """A call for the engine owner (a SCSI command, a reset): ``run()`` there, then
+    ``Connection.completed(work, result)`` back on the connection's side (rule 4)."""
+
+    itt: int
+    lun: int
+    call: Callable[[], object]
+    #: A SCSI command (its result is answered with status); False for a task management action.
+    command: bool = True
+    #: (expected length, reading, writing, R2T count, residual flags, residual) of a command's response.
+    response: tuple[int, bool, bool, int, int, int] = (0, False, False, 0, 0, 0)
+    #: Set when a task management function or the connection's end aborts it (rule 4).
+    aborted: bool = False
+    #: Costs less than a thread hop (a small READ, or WRITE without FUA): may run inline (engine_owner rule 6).
+    quick: bool = False
+
+    def run(self) -> object:
+        return None if self.aborted else self.call()
 
 
 @dataclass

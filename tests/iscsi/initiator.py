@@ -26,15 +26,28 @@ from targets.iscsi.pdu import (
 )
 
 
+def run_work(connection) -> bool:  # noqa: ANN001 - targets.iscsi.connection.Connection
+    """Be the engine owner in this thread: run what the connection handed out, complete it; False if none."""
+    work = connection.work_to_run()
+    for item in work:
+        connection.completed(item, item.run())
+    return bool(work)
+
+
 class MemoryLink:
-    """Bytes to and from a sans-IO ``Connection`` in the same process."""
+    """Bytes to and from a sans-IO ``Connection`` in the same process, its engine work run at once."""
 
     def __init__(self, connection) -> None:  # noqa: ANN001 - targets.iscsi.connection.Connection
         self.connection = connection
 
     def send(self, data: bytes) -> bytes:
         self.connection.receive(data)
-        return b"".join(bytes(p) for p in self.connection.data_to_send())
+        out = []
+        while True:
+            out += self.connection.data_to_send()
+            if not run_work(self.connection) and not self.connection.resume():
+                break
+        return b"".join(bytes(p) for p in out)
 
     @property
     def closed(self) -> bool:

@@ -16,6 +16,7 @@ from targets.iscsi.pdu import (
     DataIn,
     DataOut,
     LoginResponse,
+    LogoutRequest,
     LogoutResponse,
     NopIn,
     NopOut,
@@ -23,8 +24,11 @@ from targets.iscsi.pdu import (
     Reject,
     ScsiCommand,
     ScsiResponse,
+    TaskManagementRequest,
+    TaskManagementResponse,
     TextResponse,
 )
+from targets.iscsi.framing import encode_pdu
 from targets.portal import GroupPortal
 
 from .initiator import Initiator, MemoryLink
@@ -132,6 +136,7 @@ def test_missing_initiator_name_is_refused(group, portal):
 
 def test_multihost_access_disabled_refuses_a_second_host(group, portal):
     group.create_access("open", initiator="iqn.2026-11.test:other")
+    portal.refresh()  # what the server does after every CLI command
     iqn = group.volume("open").iqn
     first = initiator(portal)
     assert status(first.login(iqn)) == 0
@@ -242,3 +247,96 @@ def test_target_pings_an_idle_initiator_with_nop_in(group, portal):
     ini.exchange(NopOut(flags=0x80, immediate=True, itt=0xFFFFFFFF, ttt=nop.ttt, cmd_sn=ini.cmd_sn,
                         exp_stat_sn=ini.exp_stat_sn))  # fmt: skip
     assert connection._ping_ttt is None
+
+
+def _received(ini, *pdus):
+    """Feed PDUs to the connection without running its engine work: what came straight back."""
+    connection = ini.link.connection
+    connection.receive(b"".join(bytes(p) for pdu in pdus for p in encode_pdu(pdu)))
+    ini.framer.feed(b"".join(bytes(p) for p in connection.data_to_send()))
+    return [frame.decode() for frame in ini.framer.frames()]
+
+
+def _completed(ini, work):
+    """Be the engine owner for ``work`` (in the order given); what the connection sent then."""
+    connection = ini.link.connection
+    for item in work:
+        connection.completed(item, item.run())
+    ini.framer.feed(b"".join(bytes(p) for p in connection.data_to_send()))
+    return [frame.decode() for frame in ini.framer.frames()]
+
+
+def _write(ini, itt, lba, fill):
+    pdu = ScsiCommand(flags=0xA1, itt=itt, expected_length=512, cmd_sn=ini.cmd_sn, exp_stat_sn=ini.exp_stat_sn,
+                      cdb=write10(lba, 1).ljust(16, b"\0"), data=fill * 512)  # fmt: skip
+    ini.cmd_sn += 1
+    return pdu
+
+
+def test_commands_are_handed_out_in_cmdsn_order_and_answered_when_completed(group, portal):
+    ini = logged_in(portal, group)
+    connection = ini.link.connection
+    first, second = _write(ini, 20, 0, b"A"), _write(ini, 21, 0, b"B")
+    assert _received(ini, second, first) == []  # nothing runs on the connection's side
+    work = connection.work_to_run()
+    assert [w.itt for w in work] == [20, 21] and connection.work_to_run() == []
+    assert group.device("open").read(0, 1) == bytes(512)
+    # A NOP-Out is answered while the commands are out; StatSN is taken at response time.
+    nop = ini.exchange(NopOut(flags=0x80, itt=22, ttt=0xFFFFFFFF, cmd_sn=ini.cmd_sn, exp_stat_sn=ini.exp_stat_sn))
+    ini.cmd_sn += 1
+    replies = _completed(ini, work)
+    assert [r.itt for r in replies] == [20, 21]
+    assert [r.stat_sn for r in replies] == [nop[0].stat_sn + 1, nop[0].stat_sn + 2]
+    assert group.device("open").read(0, 1) == b"B" * 512
+
+
+def test_abort_task_of_a_queued_command_answers_after_it_and_sends_no_status(group, portal):
+    ini = logged_in(portal, group)
+    connection = ini.link.connection
+    doomed = _write(ini, 30, 1, b"X")
+    _received(ini, doomed)
+    abort = TaskManagementRequest(flags=0x80 | 1, immediate=True, itt=31, referenced_task_tag=30,
+                                  cmd_sn=ini.cmd_sn, exp_stat_sn=ini.exp_stat_sn, ref_cmd_sn=doomed.cmd_sn)  # fmt: skip
+    assert _received(ini, abort) == []  # the TMF response waits for the aborted command (RFC 7143 11.5.1)
+    replies = _completed(ini, connection.work_to_run())
+    assert len(replies) == 1 and isinstance(replies[0], TaskManagementResponse)
+    assert replies[0].itt == 31 and replies[0].response == 0
+    assert group.device("open").read(1, 1) == bytes(512)  # it never ran
+    assert ini.command(bytes(6))[-1].status == 0  # the session goes on
+
+
+def test_logical_unit_reset_runs_on_the_engine_after_the_commands_before_it(group, portal):
+    ini = logged_in(portal, group)
+    connection = ini.link.connection
+    _received(ini, _write(ini, 40, 2, b"R"))
+    reset = TaskManagementRequest(flags=0x80 | 5, immediate=True, itt=41, cmd_sn=ini.cmd_sn,
+                                  exp_stat_sn=ini.exp_stat_sn)  # fmt: skip
+    assert _received(ini, reset) == []
+    work = connection.work_to_run()
+    assert [(w.itt, w.command, w.aborted) for w in work] == [(40, True, True), (41, False, False)]
+    replies = _completed(ini, work)
+    assert [type(r) for r in replies] == [TaskManagementResponse] and replies[0].response == 0
+    # The reset raised its unit attention (SAM-5 6.3.1): the next command sees it.
+    assert ini.command(bytes(6))[-1].status == 2
+
+
+def test_logout_is_answered_after_the_commands_before_it(group, portal):
+    ini = logged_in(portal, group)
+    connection = ini.link.connection
+    _received(ini, _write(ini, 50, 3, b"L"))
+    logout = LogoutRequest(flags=0x80, itt=51, cmd_sn=ini.cmd_sn, exp_stat_sn=ini.exp_stat_sn)
+    ini.cmd_sn += 1
+    assert _received(ini, logout) == [] and not connection.closing
+    replies = _completed(ini, connection.work_to_run())
+    assert [type(r) for r in replies] == [ScsiResponse, LogoutResponse] and connection.closing
+    assert group.device("open").read(3, 1) == b"L" * 512
+
+
+def test_commands_handed_out_are_aborted_when_the_connection_goes(group, portal):
+    ini = logged_in(portal, group)
+    connection = ini.link.connection
+    _received(ini, _write(ini, 60, 4, b"G"))
+    connection.drop("test", warn_initiator=False)
+    work = connection.work_to_run()
+    assert _completed(ini, work) == [] and all(w.aborted for w in work)
+    assert group.device("open").read(4, 1) == bytes(512)

@@ -23,7 +23,7 @@ from targets.iscsi.pdu import (
 from targets.iscsi.tasks import WriteTask
 from targets.scsi.dispatch import data_out_to_gather
 
-from .initiator import Initiator, MemoryLink
+from .initiator import Initiator, MemoryLink, run_work
 from .test_connection import INITIATOR, group, logged_in, portal, read10  # noqa: F401 - fixtures
 
 EDTL_MAX = 0xFFFFFFFF
@@ -134,12 +134,13 @@ def test_no_input_is_taken_while_paused_nor_past_the_output_budget(group, portal
 
     connection.paused = True
     connection.receive(wire)
-    assert connection.data_to_send() == []
+    assert connection.data_to_send() == [] and connection.work_to_run() == []
     connection.paused = False
 
     statuses, sent = 0, 0
     assert connection.resume()
     while True:
+        run_work(connection)
         out = connection.data_to_send()
         size = sum(len(piece) for piece in out)
         assert size <= OUTPUT_BUDGET + blocks * 512 + 64 * 1024

@@ -218,7 +218,7 @@ def test_over_long_control_lines_are_refused_and_the_channel_lives(server):
     result = subprocess.run([ARRAY_SIM, "cli", "--dir", str(server.directory), f"volume create {long_name} 10MB"],
                             capture_output=True, text=True, timeout=30)  # fmt: skip
     assert result.returncode == 1
-    assert result.stdout.startswith("% Error - The volume name is too long (70000 characters)"), result.stdout[:200]
+    assert result.stdout.startswith("% Error - Invalid volume name: too long (70000 characters)"), result.stdout[:200]
     # ...and a line past what the control channel reads is refused, the next line answered.
     result = subprocess.run([ARRAY_SIM, "cli", "--dir", str(server.directory)], capture_output=True, text=True,
                             input="y" * (2 * MiB) + "\nvolume show\nexit\n", timeout=30)  # fmt: skip
