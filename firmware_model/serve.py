@@ -8,8 +8,10 @@ The group is opened on the main thread before the loop starts and closed
 after the engine owner's worker has ended; in between only that worker
 touches it (``targets.engine_owner`` rule 1): the iSCSI commands, the CLI
 commands, the portal's inventory and the background steps
-(``Group.background_step``, when the group has it: RAID reconstruction) are
-all submitted to it. ``ARRAY_SIM_LOOP_LAG=1`` logs, every second, the
+(``Group.background_step``: RAID reconstruction) are all submitted to it.
+Every group event is printed on the log as it is committed, and the targets
+are refreshed after it (a member that went off-line takes its volumes'
+sessions with it). ``ARRAY_SIM_LOOP_LAG=1`` logs, every second, the
 longest pause of the event loop (``benchmarks/loop_pause.py`` reads it).
 """
 
@@ -111,6 +113,20 @@ async def _serve_owned(group: Group, owner: EngineOwner, host: str, port: int, n
     log.info("serving group %s on %s:%d, %d targets; Ctrl-C to stop", group.name, host, port, len(portal.targets))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    refreshes: set[asyncio.Task[None]] = set()
+
+    def refresh() -> None:  # on the loop
+        task = loop.create_task(after_command())
+        refreshes.add(task)
+        task.add_done_callback(refreshes.discard)
+
+    def on_event(level: str, message: str, member: str) -> None:
+        """Every event on the log as it is committed (on the owner), then the targets follow the group:
+        a member that went off-line took its volumes off-line, and their sessions must end."""
+        log.info("event %s%s: %s", level, f" ({member})" if member else "", message)
+        loop.call_soon_threadsafe(refresh)
+
+    group.event_listeners.append(on_event)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     watchers = [loop.create_task(_background(group, owner))]
@@ -127,9 +143,7 @@ async def _serve_owned(group: Group, owner: EngineOwner, host: str, port: int, n
 
 async def _background(group: Group, owner: EngineOwner, period: float = 1.0) -> None:
     """Keep ``group.background_step`` scheduled on the owner while it has work; look again every ``period``."""
-    step = getattr(group, "background_step", None)
-    if step is None:
-        return
+    step = group.background_step
     armed = False
 
     def run() -> bool:  # on the owner

@@ -2,7 +2,7 @@
 rebuilt and replaced, and ``array-sim serve`` is killed with SIGKILL in the middle of a reconstruction.
 
 Each test runs its own ``array-sim serve`` (``benchmarks/iscsi_peer.py``) on a group whose member-1
-is RAID 6 over 12 disk files (the default), 2GB usable, with one thick 1GB volume. Faults come from
+is RAID 6 over 12 disk files (the default), 2GB usable, with one thick 600MB volume. Faults come from
 the ``simulate`` CLI noun through the server's control socket; reconstruction runs in the server's
 background steps while the initiator keeps reading and writing.
 """
@@ -74,7 +74,7 @@ def wait_for_raid(target: iscsi_peer.OurTarget, status: str, timeout: float = 30
 
 
 def start(directory: Path) -> iscsi_peer.OurTarget:
-    return iscsi_peer.our_target(directory, volume="vol", size="1GB", member_size="2GB")
+    return iscsi_peer.our_target(directory, volume="vol", size="600MB", member_size="2GB")
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_kill_9_during_reconstruction_resumes_and_keeps_data(tmp_path: Path) -> 
         )  # fmt: skip
     try:
         iscsi_peer.wait_until(lambda: (group_dir / "control.sock").exists(), proc, "restarted serve")
-        again = iscsi_peer.OurTarget("ours", "", 0, [port], proc, log=log, group_dir=group_dir, iqn=target.iqn)
+        again = iscsi_peer.OurTarget("ours", target.iqn, 0, [port], proc, log=log, group_dir=group_dir)
         iscsi_peer.wait_for_login(again)
         assert member(again)["RaidStatus"] in ("reconstructing", "ok")
         verify_regions(again, PATTERNS)
