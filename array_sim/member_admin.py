@@ -34,7 +34,7 @@ from .pool import Placement
 from .raid.layout import STRIP
 from .raid.policy import POLICIES
 from .raid.store import RaidStore, disk_size_for
-from .units import PAGE_SIZE
+from .units import PAGE_SIZE, MiB
 
 __all__ = ["MemberReport", "MemberAdmin", "MEMBER_OFFLINE", "FILE_LAYOUT", "DEFAULT_DISKS", "DEFAULT_RAID_POLICY"]
 
@@ -142,8 +142,8 @@ class MemberAdmin:
             raise InvalidRequest(f"Member {name} already exists.")
         if not 3 <= disks <= 48:  # the fewest any RAID policy takes; the largest PS arrays hold 48
             raise InvalidRequest(f"Invalid number of disks {disks}; an array has 3 to 48.")
-        if disk_size < PAGE_SIZE or disk_size % STRIP:
-            raise InvalidRequest("The disk size must be at least 15MB and a whole number of 64KB strips.")
+        if disk_size < MiB or disk_size % STRIP:
+            raise InvalidRequest("The disk size must be at least 1MB and a whole number of 64KB strips.")
         with self.catalog.transaction() as db:
             db.execute(
                 "INSERT INTO members (name, pool_id, capacity_pages, store, layout, disks, disk_size)"

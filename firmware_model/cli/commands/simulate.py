@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from array_sim.member_admin import DEFAULT_DISKS
-from array_sim.units import GiB
+from array_sim.units import PAGE_SIZE, GiB
 
 from ..words import CliError, Words
 from .options import size_argument
@@ -49,6 +49,8 @@ def simulate(session: Session, words: Words) -> list[str]:
                 disks = _whole_number(words, "number of disks")
             elif option == "disk-size":
                 disk_size = size_argument(words)
+                if disk_size < PAGE_SIZE:  # an array's disk holds at least one page
+                    raise CliError("The disk size must be at least 15MB.")
             else:
                 pool = words.take("pool name")
         session.group.add_array(name, pool, disks, disk_size)
