@@ -22,6 +22,14 @@ def make(directory: Path, policy: str, pages: int = 5) -> RaidStore:
     return RaidStore.create(directory, policy, disks, RaidStore.disk_size_for(policy, disks, pages * PAGE_SIZE))
 
 
+#: Policies the fast loop (-m "not slow") runs the contract for; the others run in the whole suite.
+FAST = {"raid6", "raid10"}
+
+
+def policies(names: list[str]) -> list[object]:
+    return [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in names]
+
+
 class _Reopen(SlotStoreContract):
     def reopen(self, store: RaidStore) -> RaidStore:  # type: ignore[override]
         store.close()
@@ -29,7 +37,7 @@ class _Reopen(SlotStoreContract):
 
 
 class TestHealthy(_Reopen):
-    @pytest.fixture(params=sorted(POLICIES))
+    @pytest.fixture(params=policies(sorted(POLICIES)))
     def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RaidStore]:
         s = make(tmp_path / "m", request.param)
         yield s
@@ -39,7 +47,7 @@ class TestHealthy(_Reopen):
 class TestDegraded(_Reopen):
     """One disk failed and no spare taken (the spares failed first where the policy has them)."""
 
-    @pytest.fixture(params=sorted(POLICIES))
+    @pytest.fixture(params=policies(sorted(POLICIES)))
     def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RaidStore]:
         s = make(tmp_path / "m", request.param)
         for info in s.disks():
@@ -54,7 +62,7 @@ class TestDegraded(_Reopen):
 class TestReconstructing(_Reopen):
     """A disk failed, a spare took its place and is part-way rebuilt."""
 
-    @pytest.fixture(params=["raid6", "raid10", "raid50", "raid5"])
+    @pytest.fixture(params=policies(["raid6", "raid10", "raid50", "raid5"]))
     def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RaidStore]:
         s = make(tmp_path / "m", request.param)
         s.fail_disk(0)
