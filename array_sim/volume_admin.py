@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import AlreadyExists, InvalidRequest, NoSpace, NotFound
+from .member_admin import MEMBER_OFFLINE
 from .naming import check_text, target_iqn
 from .records import SNAP_DEPLETION_POLICIES, Snapshot, Volume, insert_row, update_row
 from .space import percent_of
@@ -265,7 +266,11 @@ class VolumeAdmin:
             update_row(db, volume, name=new_name)
 
     def set_volume_online(self, name: str, online: bool) -> None:
+        """Set a volume online or offline; one whose data was on a member that went off-line stays
+        offline (member_admin rule 3: its data is lost)."""
         volume = self.volume(name)
+        if online and volume.offline_reason == MEMBER_OFFLINE:
+            raise InvalidRequest(f"Volume {name} cannot be set online: its data was on a member that is offline.")
         with self.catalog.transaction() as db:
             update_row(db, volume, online=online, offline_reason="")
 

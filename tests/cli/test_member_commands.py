@@ -118,6 +118,7 @@ def test_beyond_tolerance_the_member_and_its_volumes_go_offline(cli: Any) -> Non
     assert cli.values("volume select v2 show")["Status"] == "online"  # no data on the member yet
     with pytest.raises(DeviceOffline):
         cli.group.device("v1").read(0, 8)
+    assert "member that is offline" in cli.error("volume select v1 online")
     assert any("member-1 is offline" in line for line in cli.ok("show events last 3"))
 
 
