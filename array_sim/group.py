@@ -33,7 +33,7 @@ from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MEMBER_OFFLINE, Me
 from .migrations import migrate
 from .naming import valid_object_name
 from .pages import PageTables, PhysPage
-from .pool import Placement
+from .pool import Placement, pool_named
 from .records import Snapshot, Volume, load_rows, update_row
 from .snapshot_admin import SnapshotAdmin
 from .space import SpaceAccounting, percent_of
@@ -205,18 +205,14 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
             for listener in self.event_listeners:
                 self.catalog.after_commit(lambda listener=listener: listener(level, message, member))
 
-    def events(self, last: int | None = None) -> list[tuple[str, str, str, str]]:
-        """(time, level, message, member) of the event log, oldest first; ``last`` keeps the newest N."""
-        rows = list(self.catalog.db.execute("SELECT time, level, message, member FROM events ORDER BY id"))
-        return rows[-last:] if last else rows
+    def events(self) -> list[tuple[str, str, str, str]]:
+        """(time, level, message, member) of the event log, oldest first."""
+        return list(self.catalog.db.execute("SELECT time, level, message, member FROM events ORDER BY id"))
 
     # ------------------------------------------------------- pools and members
 
     def pool_id(self, name: str) -> int:
-        for pool_id, pool_name in self.pools.items():
-            if pool_name == name:
-                return pool_id
-        raise NotFound(f"Pool {name} does not exist.")
+        return pool_named(self.pools, name)
 
     def create_pool(self, name: str) -> None:
         if not valid_object_name(name):

@@ -30,7 +30,7 @@ from .errors import InvalidRequest, NotFound
 from .member_store import FileStore, SlotStore, StoreHealth
 from .naming import valid_object_name
 from .pages import PageTables
-from .pool import Placement
+from .pool import Placement, pool_named
 from .raid.layout import STRIP
 from .raid.policy import POLICIES
 from .raid.store import RaidStore, disk_size_for
@@ -119,12 +119,6 @@ class MemberAdmin:
 
     # ------------------------------------------------------------------ adding
 
-    def _pool_id(self, pool: str) -> int:
-        for pool_id, name in self.pools.items():
-            if name == pool:
-                return pool_id
-        raise NotFound(f"Pool {pool} does not exist.")
-
     def _row(self, name: str) -> tuple[int, int, str, str, int, int]:
         row = self.catalog.db.execute(
             "SELECT id, pool_id, store, layout, disks, disk_size FROM members WHERE name = ?", (name,)
@@ -133,13 +127,16 @@ class MemberAdmin:
             raise NotFound(f"Member {name} does not exist.")
         return row
 
-    def add_unconfigured(self, name: str, pool: str, disks: int, disk_size: int) -> None:
-        """Bring an array into the group (``simulate member add``): disks, but no RAID policy yet."""
+    def _check_new_name(self, name: str) -> None:
         if not valid_object_name(name):
             raise InvalidRequest(f"Invalid member name '{name}'; use up to 63 letters, digits, '.', '-' or ':'.")
-        pool_id = self._pool_id(pool)
         if self.catalog.db.execute("SELECT 1 FROM members WHERE name = ?", (name,)).fetchone():
             raise InvalidRequest(f"Member {name} already exists.")
+
+    def add_unconfigured(self, name: str, pool: str, disks: int, disk_size: int) -> None:
+        """Bring an array into the group (``simulate member add``): disks, but no RAID policy yet."""
+        self._check_new_name(name)
+        pool_id = pool_named(self.pools, pool)
         if not 3 <= disks <= 48:  # the fewest any RAID policy takes; the largest PS arrays hold 48
             raise InvalidRequest(f"Invalid number of disks {disks}; an array has 3 to 48.")
         if disk_size < MiB or disk_size % STRIP:
@@ -197,12 +194,11 @@ class MemberAdmin:
             return self.configure(name, raid_policy)
 
     def _create_file_member(self, name: str, pool: str, usable: int) -> tuple[int, ChunkMap]:
-        pool_id = self._pool_id(pool)
+        pool_id = pool_named(self.pools, pool)
         capacity = usable // PAGE_SIZE
         if capacity < 1:
             raise InvalidRequest("the member size must be at least 15MB")
-        if self.catalog.db.execute("SELECT 1 FROM members WHERE name = ?", (name,)).fetchone():
-            raise InvalidRequest(f"Member {name} already exists.")
+        self._check_new_name(name)
         store = f"members/{name}.store"
         (self.directory / "members").mkdir(exist_ok=True)
         FileStore.create(self.directory / store, capacity).close()

@@ -11,12 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .block import SpaceExhausted
+from .errors import NotFound
 from .member_store import SlotStore
 
-__all__ = ["Member", "Placement", "PageAddress"]
+__all__ = ["Member", "Placement", "PageAddress", "pool_named"]
 
 #: (member id, slot) of one physical page.
 PageAddress = tuple[int, int]
+
+
+def pool_named(pools: dict[int, str], name: str) -> int:
+    """The id of the pool called ``name`` among ``pools`` (id -> name)."""
+    for pool_id, pool_name in pools.items():
+        if pool_name == name:
+            return pool_id
+    raise NotFound(f"Pool {name} does not exist.")
 
 
 @dataclass

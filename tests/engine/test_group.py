@@ -155,7 +155,7 @@ def test_events_are_kept_in_order(group: Group) -> None:
     group.log_event("INFO", "one")
     group.log_event("WARNING", "two")
     group.log_event("ERROR", "three", "member-1")
-    assert group.events(last=3) == [
+    assert group.events()[-3:] == [
         (WHEN.isoformat(), "INFO", "one", ""),
         (WHEN.isoformat(), "WARNING", "two", ""),
         (WHEN.isoformat(), "ERROR", "three", "member-1"),

@@ -14,6 +14,7 @@ from array_sim.access_admin import APPLY_TO
 
 from ..formatting import key_values, table
 from ..words import CliError, Words
+from .options import whole_number_argument
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -65,10 +66,7 @@ def _delete(session: Session, vol: Volume, number: int) -> list[str]:
 
 
 def _record_number(words: Words) -> int:
-    text = words.take("access record ID")
-    if not (text.isascii() and text.isdigit()):
-        raise CliError(f"Invalid access record ID '{text}'.")
-    return int(text)
+    return whole_number_argument(words, "access record ID")
 
 
 def _find(session: Session, vol: Volume, number: int) -> AccessRecord:

@@ -21,7 +21,7 @@ from ..words import CliError, Words
 from . import volume as volume_commands
 from .chapuser import chapuser
 from .member import member
-from .options import enable_argument, on_off_argument, percent_argument
+from .options import enable_argument, on_off_argument, percent_argument, whole_number_argument
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -175,10 +175,7 @@ def stty(session: Session, words: Words) -> list[str]:
     if key == "hardwrap":
         session.hardwrap = on_off_argument(words) == "on"
     else:
-        text = words.take(key)
-        if not text.isdigit() or not 1 <= int(text) <= 1024:
-            raise CliError(f"Invalid number of {key} '{text}'.")
-        session.columns = int(text)
+        session.columns = whole_number_argument(words, f"number of {key}", 1, 1024)
     words.end()
     return []
 
@@ -215,12 +212,7 @@ def _events(session: Session, words: Words) -> list[str]:
     One line per event, ``number:LEVEL:time:source:message`` (source: the member, or the
     group): the fields of the array's event log, in a layout that is inferred.
     """
-    last = None
-    if words.optional_keyword(["last"]):
-        text = words.take("number of events")
-        if not (text.isascii() and text.isdigit()) or not 0 < int(text[:9]) <= 100_000:
-            raise CliError(f"Invalid number of events '{text[:40]}'.")
-        last = int(text)
+    last = whole_number_argument(words, "number of events", 1, 100_000) if words.optional_keyword(["last"]) else None
     words.end()
     events = session.group.events()
     first = max(len(events) - last, 0) if last else 0

@@ -6,7 +6,7 @@ from array_sim.units import parse_percent, parse_size
 
 from ..words import CliError, Words
 
-__all__ = ["size_argument", "percent_argument", "enable_argument", "on_off_argument"]
+__all__ = ["size_argument", "percent_argument", "whole_number_argument", "enable_argument", "on_off_argument"]
 
 
 def size_argument(words: Words) -> int:
@@ -23,6 +23,14 @@ def percent_argument(words: Words, what: str) -> int:
         return parse_percent(text)
     except ValueError:
         raise CliError(f"Invalid percentage '{text}' for {what}.") from None
+
+
+def whole_number_argument(words: Words, what: str, low: int = 0, high: int = 10**18 - 1) -> int:
+    """A whole number in ASCII digits from ``low`` to ``high`` (Python's int() also takes other scripts' digits)."""
+    text = words.take(what)
+    if len(text) > 19 or not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise CliError(f"Invalid {what} '{text[:40]}'; use a whole number from {low} to {high}.")
+    return int(text)
 
 
 def enable_argument(words: Words) -> bool:

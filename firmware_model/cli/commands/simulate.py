@@ -19,7 +19,7 @@ from array_sim.member_admin import DEFAULT_DISKS
 from array_sim.units import PAGE_SIZE, GiB
 
 from ..words import CliError, Words
-from .options import size_argument
+from .options import size_argument, whole_number_argument
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -28,13 +28,6 @@ __all__ = ["simulate", "DEFAULT_DISK_SIZE"]
 
 #: Disk size of an array added without ``disk-size`` (sparse files: it costs what is written).
 DEFAULT_DISK_SIZE = 10 * GiB
-
-
-def _whole_number(words: Words, what: str) -> int:
-    text = words.take(what)
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise CliError(f"Invalid {what} '{text[:40]}'; use a whole number.")
-    return int(text)
 
 
 def simulate(session: Session, words: Words) -> list[str]:
@@ -46,7 +39,7 @@ def simulate(session: Session, words: Words) -> list[str]:
         while not words.at_end():
             option = words.keyword(["disks", "disk-size", "pool"], "option")
             if option == "disks":
-                disks = _whole_number(words, "number of disks")
+                disks = whole_number_argument(words, "number of disks")
             elif option == "disk-size":
                 disk_size = size_argument(words)
                 if disk_size < PAGE_SIZE:  # an array's disk holds at least one page
@@ -57,12 +50,12 @@ def simulate(session: Session, words: Words) -> list[str]:
         return []
     name = words.take("member name")
     words.keyword(["disk"], "object")
-    disk = _whole_number(words, "disk number")
+    disk = whole_number_argument(words, "disk number")
     fault = words.keyword(["fail", "replace", "bad-sectors"], "fault")
     admin = session.group.member_admin
     if fault == "bad-sectors":
-        offset = _whole_number(words, "offset in bytes")
-        length = _whole_number(words, "length in bytes")
+        offset = whole_number_argument(words, "offset in bytes")
+        length = whole_number_argument(words, "length in bytes")
         words.end()
         admin.add_bad_sectors(name, disk, offset, length)
     elif fault == "fail":
