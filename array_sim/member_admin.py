@@ -65,7 +65,6 @@ class MemberReport:
     free_pages: int
     disks: int
     disk_size: int
-    lost_blocks: bool
 
 
 def _chunk_map_path(directory: Path, layout: str, store: str) -> Path:
@@ -274,13 +273,12 @@ class MemberAdmin:
         for member_id, name, pool_id, layout, disks, disk_size in rows:
             member = self.placement.members.get(member_id)
             if member is None:
-                health, capacity, free, lost = StoreHealth(raid_status="unconfigured"), 0, 0, False
+                health, capacity, free = StoreHealth(raid_status="unconfigured"), 0, 0
             else:
                 health, capacity, free = member.store.health(), member.capacity_pages, member.free_pages
-                lost = bool(getattr(member.store, "lost_blocks", False))
             state = "on-line" if health.online else "off-line"
             reports.append(
-                MemberReport(name, self.pools[pool_id], layout, state, health, capacity, free, disks, disk_size, lost)
+                MemberReport(name, self.pools[pool_id], layout, state, health, capacity, free, disks, disk_size)
             )
         return reports
 

@@ -53,6 +53,8 @@ class StoreHealth:
     spares: int = 0
     #: False once the member is beyond its tolerance (eqlMemberState off-line).
     online: bool = True
+    #: Some data could not be kept (eqlMemberLostRaidBlocks).
+    lost_blocks: bool = False
 
 
 class SlotStore(Protocol):

@@ -251,17 +251,17 @@ class RaidStore:
         ]
 
     def health(self) -> StoreHealth:
-        spares = self._status.count(SPARE)
+        spares, lost = self._status.count(SPARE), self.lost_blocks
         if self._failed:
-            return StoreHealth("failed", 0, spares, False)
+            return StoreHealth("failed", 0, spares, False, lost)
         rebuilding = self._rebuilding()
         if rebuilding:
             done = sum(self._rebuilt[d] for _, _, d in rebuilding)
             pct = done * 100 // (len(rebuilding) * self._layout.stripes)
-            return StoreHealth("reconstructing", pct, spares, True)
+            return StoreHealth("reconstructing", pct, spares, True, lost)
         if any(d is None for r in self._roles for d in r):
-            return StoreHealth("degraded", 0, spares, True)
-        return StoreHealth("ok", 0, spares, True)
+            return StoreHealth("degraded", 0, spares, True, lost)
+        return StoreHealth("ok", 0, spares, True, lost)
 
     # ------------------------------------------------------------------ disk access
 

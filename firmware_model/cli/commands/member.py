@@ -72,7 +72,7 @@ def member(session: Session, words: Words) -> list[str]:
         ("RaidPolicy", report.raid_policy),
         ("RaidStatus", health.raid_status),
         ("RaidPercentage", f"{health.percentage}%"),
-        ("LostRaidBlocks", "true" if report.lost_blocks else "false"),
+        ("LostRaidBlocks", "true" if health.lost_blocks else "false"),
         ("Spares", str(health.spares)),
         ("Disks", str(report.disks)),
         ("DiskSize", format_size(report.disk_size)),
