@@ -105,8 +105,12 @@ def test_io_goes_on_while_disks_fail_and_are_rebuilt(target: iscsi_peer.OurTarge
 
 def test_beyond_tolerance_sessions_end_and_no_wrong_data_is_read(target: iscsi_peer.OurTarget) -> None:
     write_regions(target, PATTERNS[:2])
-    for disk in (2, 5, 7):
+    target.cli("simulate", "member", "select", "member-1", "disk", "2", "fail")
+    wait_for_raid(target, "ok")  # the spare has taken disk 2's place: the next three are beyond tolerance
+    for disk in (5, 7):
         target.cli("simulate", "member", "select", "member-1", "disk", str(disk), "fail")
+    assert member(target)["Status"] == "on-line"
+    target.cli("simulate", "member", "select", "member-1", "disk", "9", "fail")
     assert member(target)["Status"] == "off-line"
     result = qemu_io(target, f"read -P {PATTERNS[0]:#x} 0 1M", ok=False)
     assert result.returncode != 0 or "failed" in (result.stdout + result.stderr).lower()
