@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["Disk", "LatentError"]
 
 
@@ -73,6 +75,16 @@ class Disk:
             written = os.pwrite(self._fd, view, offset)
             view = view[written:]
             offset += written
+
+    def write_many(self, offset: int, buffers: list[memoryview | np.ndarray]) -> None:
+        """Write ``buffers`` one after another from ``offset``: one ``pwritev`` (Linux caps a call at
+        IOV_MAX = 1024 buffers; callers pass at most a transfer's strips)."""
+        total = sum(len(b) if isinstance(b, memoryview) else b.nbytes for b in buffers)
+        if self.bad:
+            self.bad = self._cleared(offset, offset + total)
+        written = os.pwritev(self._fd, buffers, offset)
+        if written != total:  # a short write: finish the rest buffer by buffer
+            self.write(offset + written, b"".join(bytes(b) for b in buffers)[written:])
 
     def _cleared(self, start: int, end: int) -> list[list[int]]:
         out: list[list[int]] = []

@@ -7,14 +7,16 @@ Rules of this module:
    g = 2 and field polynomial x^8 + x^4 + x^3 + x^2 + 1 (0x11d). This is md's lib/raid6 syndrome
    and what ISA-L's ``pq_gen`` / ``gf_gen_rs_matrix`` (``isa_l_rs_vand``) produce, so parity written
    here can be checked by, or handed to, either of them.
-2. **Plain numpy, no compiled dependency.** Q is computed with md's ``int.uc`` trick: Horner's rule
-   from the highest index (q = 2*q ^ D_i), where the multiply by 2 works on eight bytes at once in
-   a uint64 lane: shift every byte left by one and xor 0x1d into the bytes whose top bit fell off.
-   Here the same arithmetic runs byte-wise on whole uint8 arrays, which takes fewer numpy passes.
-   That is a handful of whole-array numpy operations per strip, a few GiB/s on one core, so the
-   full-stripe write path needs no C. Work is done in cache-sized chunks of the strips.
-3. **Multiplying by an arbitrary constant uses tables** (two-data recovery, Q read-modify-write):
-   exp/log/inverse tables and a 256 x 256 product table, all built once at import with numpy.
+2. **ISA-L when the system has it, numpy otherwise, the same bytes either way.** With
+   ``libisal.so.2`` (``isal``), syndromes and products of 16 KiB or more by a constant are one
+   ISA-L ``ec_encode_data`` call (about three times numpy's speed here, measured in
+   ``benchmarks/raid_encode.py``). The numpy code computes Q with md's ``int.uc`` trick: Horner's
+   rule from the highest index (q = 2*q ^ D_i), where the multiply by 2 shifts every byte left by
+   one and xors 0x1d into the bytes whose top bit fell off, byte-wise on whole uint8 arrays, in
+   cache-sized chunks of the strips.
+3. **Multiplying by an arbitrary constant** (two-data recovery, Q read-modify-write): ISA-L with a
+   one-coefficient matrix, or numpy gathers from a table of byte-pair products; both from the
+   exp/log/inverse and 256 x 256 product tables built once at import.
 4. **Strips are equal-length buffers whose length is a multiple of 8** (numpy uint8 arrays or any
    contiguous bytes-like object). Results are new numpy uint8 arrays unless a docstring says
    otherwise; the ``*_update`` functions write into the parity arrays given.
@@ -31,6 +33,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from . import isal
 
 __all__ = [
     "GF_EXP",
@@ -84,6 +88,9 @@ _POLY_LOW = np.uint8(POLYNOMIAL & 0xFF)  # 0x1d
 #: Bytes of each strip per chunk. Smaller chunks lose more to numpy's per-call overhead than they
 #: gain in cache hits (measured on the 2-vCPU development VM).
 _CHUNK = 65536
+#: Products by a constant shorter than this stay in numpy: for them one ctypes call (its pointer
+#: arrays) costs more than numpy's gather (measured on the development VM; syndromes always gain).
+_ISAL_MUL_MIN = 16384
 
 
 def _u8(buf: Buffer, name: str = "strip") -> np.ndarray:
@@ -132,7 +139,13 @@ def _syndrome(
     P and Q are the rows of one (2, size) array, so each data strip is folded into both with one
     numpy call; Q's row is multiplied by 2 between strips (Horner, highest index first).
     """
-    top = max((i for i, d in enumerate(strips) if d is not None), default=-1)
+    present = [(i, d) for i, d in enumerate(strips) if d is not None]
+    if isal.LIB is not None and present:
+        rows = ([(1,) * len(present)] if want_p else []) + ([tuple(_EXP[i] for i, _ in present)] if want_q else [])
+        result = np.empty((len(rows), size), dtype=np.uint8)
+        isal.encode(tuple(rows), [d for _, d in present], list(result))
+        return (result[0] if want_p else None), (result[-1] if want_q else None)
+    top = present[-1][0] if present else -1
     alloc = np.zeros if top < 0 else np.empty  # otherwise the top strip is copied in first
     out = alloc((int(want_p) + int(want_q), size), dtype=np.uint8)
     scratch = np.empty(min(size, _CHUNK), dtype=np.uint8)
@@ -208,6 +221,9 @@ def _gf_mul(c: int, d: np.ndarray) -> np.ndarray:
     if c == 1:
         return d.copy()
     out = np.empty_like(d)
+    if isal.LIB is not None and d.size >= _ISAL_MUL_MIN:
+        isal.encode(((c,),), [d], [out])
+        return out
     even = d.size & ~1
     if even:
         np.take(_pair_table(c), d[:even].view(np.uint16), out=out[:even].view(np.uint16), mode="clip")

@@ -69,6 +69,10 @@ _CLEAN, _DIRTY = 0, 1
 _BATCH = (1 << 20) // STRIP
 
 
+#: A planned disk write: (physical disk, disk offset, bytes).
+_Write = tuple[int, int, memoryview | np.ndarray]
+
+
 def _no_events(level: str, message: str) -> None:
     pass
 
@@ -383,36 +387,90 @@ class RaidStore:
         groups: dict[tuple[int, int], list[Piece]] = {}
         for pc in self._layout.pieces(position, len(view)):
             groups.setdefault((pc.set, pc.stripe), []).append(pc)
-        for (set_, stripe), pieces in groups.items():
-            self._write_stripe(set_, stripe, pieces, view)
-
-    def _write_stripe(self, set_: int, stripe: int, pieces: list[Piece], view: memoryview) -> None:
-        lay = self._layout
-        mark = set_ * lay.stripes + stripe
-        self._dirty[mark] = _DIRTY
+        marks = [set_ * self._layout.stripes + stripe for set_, stripe in groups]
+        for mark in marks:
+            self._dirty[mark] = _DIRTY
         try:
-            if lay.mirror:
-                (pc,) = pieces
-                for pos in (0, 1):
-                    if self._writable(set_, pos):
-                        chunk = view[pc.buffer_offset : pc.buffer_offset + pc.length]
-                        self._disk_at(set_, pos).write(stripe * STRIP + pc.start, chunk)
-            else:
-                self._write_parity_stripe(set_, stripe, pieces, view)
+            writes = [w for (set_, stripe), pieces in groups.items() for w in self._plan(set_, stripe, pieces, view)]
         except UnrecoverableRead:
-            self._dirty[mark] = _CLEAN  # raised by the reads, before any disk was written
+            for mark in marks:
+                self._dirty[mark] = _CLEAN  # raised by the reads, before any disk was written
             raise
-        self._dirty[mark] = _CLEAN
+        self._apply(writes)
+        for mark in marks:
+            self._dirty[mark] = _CLEAN
+        if self._lost:
+            self._forget_lost(groups)
+
+    def _forget_lost(self, groups: dict[tuple[int, int], list[Piece]]) -> None:
+        """A data strip marked lost (rule 6) is whole again once a write covered all of it."""
         changed = False
-        for pc in pieces:
-            key = (set_, stripe, lay.data_position(stripe, pc.index))
-            if pc.length == STRIP and key in self._lost:
-                self._lost.discard(key)
-                changed = True
+        for (set_, stripe), pieces in groups.items():
+            for pc in pieces:
+                key = (set_, stripe, self._layout.data_position(stripe, pc.index))
+                if pc.length == STRIP and key in self._lost:
+                    self._lost.discard(key)
+                    changed = True
         if changed:
             self._save()
 
-    def _write_parity_stripe(self, set_: int, stripe: int, pieces: list[Piece], view: memoryview) -> None:
+    def _apply(self, writes: list[_Write]) -> None:
+        """Issue the planned writes, one ``pwritev`` per run of adjacent strips of a disk (rule 2)."""
+        if len(writes) <= self._layout.width:  # one stripe, so at most one write per disk
+            for disk, offset, data in writes:
+                self._disks[disk].write(offset, data)
+            return
+        writes.sort(key=lambda w: (w[0], w[1]))
+        i = 0
+        while i < len(writes):
+            disk, offset, first = writes[i]
+            buffers = [first]
+            end = offset + len(first)
+            i += 1
+            while i < len(writes) and writes[i][0] == disk and writes[i][1] == end:
+                buffers.append(writes[i][2])
+                end += len(writes[i][2])
+                i += 1
+            if len(buffers) == 1:
+                self._disks[disk].write(offset, first)
+            else:
+                self._disks[disk].write_many(offset, buffers)
+
+    def _plan(self, set_: int, stripe: int, pieces: list[Piece], view: memoryview) -> list[_Write]:
+        """The disk writes that put ``pieces`` of ``view`` into one stripe, its redundancy included."""
+        lay = self._layout
+        out: list[_Write] = []
+        roles, status, base = self._roles[set_], self._status, stripe * STRIP
+
+        def put(pos: int, disk_offset: int, data: memoryview | np.ndarray) -> None:
+            d = roles[pos]
+            if d is not None and status[d] == ONLINE:
+                out.append((d, base + disk_offset, data))
+
+        if lay.mirror:
+            (pc,) = pieces
+            for pos in (0, 1):
+                put(pos, pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
+            return out
+        if len(pieces) == lay.k and all(pc.length == STRIP for pc in pieces):
+            strips = [_u8(view[pc.buffer_offset : pc.buffer_offset + STRIP]) for pc in pieces]
+            parity = [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
+            for pc, strip in zip(pieces, strips):
+                put(lay.data_position(stripe, pc.index), 0, strip)
+            for p, col in zip(lay.parity_positions(stripe), parity):
+                put(p, 0, col)
+            return out
+        lo, parity = self._partial_parity(set_, stripe, pieces, view)
+        for pc in pieces:
+            put(lay.data_position(stripe, pc.index), pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
+        for p, col in zip(lay.parity_positions(stripe), parity):
+            put(p, lo, col)
+        return out
+
+    def _partial_parity(
+        self, set_: int, stripe: int, pieces: list[Piece], view: memoryview
+    ) -> tuple[int, list[np.ndarray]]:
+        """New parity columns ``[lo, hi)`` of a stripe a write covers only in part (rule 2), and ``lo``."""
         lay = self._layout
         lo = min(pc.start for pc in pieces) & ~7
         hi = (max(pc.start + pc.length for pc in pieces) + 7) & ~7
@@ -426,9 +484,12 @@ class RaidStore:
         rmw = healthy and (len(touched) + lay.parity) * width < (lay.k - len(covering)) * width
 
         def new_column(j: int, old: np.ndarray | None) -> np.ndarray:
-            col = np.zeros(width, np.uint8) if old is None else old.copy()
             pc = touched[j]
-            col[pc.start - lo : pc.start - lo + pc.length] = _u8(view[pc.buffer_offset : pc.buffer_offset + pc.length])
+            new = _u8(view[pc.buffer_offset : pc.buffer_offset + pc.length])
+            if pc.start == lo and pc.length == width:
+                return new
+            col = np.zeros(width, np.uint8) if old is None else old.copy()
+            col[pc.start - lo : pc.start - lo + pc.length] = new
             return col
 
         if rmw:
@@ -442,22 +503,14 @@ class RaidStore:
                     xor_update(parity[0], old, new)
                 else:
                     pq_update(parity[0], parity[1], j, old, new)
-        else:
-            need = [lay.data_position(stripe, j) for j in range(lay.k) if j not in covering]
-            cols = self._columns(set_, stripe, lo, hi, need) if need else {}
-            strips = []
-            for j in range(lay.k):
-                old = cols.get(lay.data_position(stripe, j))
-                strips.append(new_column(j, old) if j in touched else old)
-            parity = [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
-        for j, pc in touched.items():
-            pos = lay.data_position(stripe, j)
-            if self._writable(set_, pos):
-                chunk = view[pc.buffer_offset : pc.buffer_offset + pc.length]
-                self._disk_at(set_, pos).write(stripe * STRIP + pc.start, chunk)
-        for p, col in zip(ppos, parity):
-            if self._writable(set_, p):
-                self._disk_at(set_, p).write(stripe * STRIP + lo, col)
+            return lo, parity
+        need = [lay.data_position(stripe, j) for j in range(lay.k) if j not in covering]
+        cols = self._columns(set_, stripe, lo, hi, need) if need else {}
+        strips = []
+        for j in range(lay.k):
+            old = cols.get(lay.data_position(stripe, j))
+            strips.append(new_column(j, old) if j in touched else old)
+        return lo, [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
 
     # ------------------------------------------------------------------ resync (rule 5)
 

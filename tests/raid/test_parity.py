@@ -1,4 +1,8 @@
-"""RAID parity: P/Q against ISA-L (through pyeclib) and a slow pure-Python GF(2^8); every failure set."""
+"""RAID parity: P/Q against ISA-L (through pyeclib) and a slow pure-Python GF(2^8); every failure set.
+
+Every test runs twice: on the ISA-L kernels (``array_sim.raid.isal``, libisal2, which
+``scripts/setup-env`` installs) and on the numpy code, which must give the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from array_sim.raid import isal
 from array_sim.raid.parity import (
     gf_mul_const,
     pq_parity,
@@ -20,6 +25,16 @@ from array_sim.raid.parity import (
 )
 
 SIZES = (8, 16, 64, 520, 4096, 65536)
+
+
+@pytest.fixture(autouse=True, params=["isal", "numpy"])
+def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which implementation of the kernels the test runs on."""
+    if request.param == "isal":
+        assert isal.LIB is not None, "libisal.so.2 is missing: scripts/setup-env installs libisal2"
+    else:
+        monkeypatch.setattr(isal, "LIB", None)
+    return str(request.param)
 
 
 def _slow_mul(a: int, b: int) -> int:
@@ -246,7 +261,7 @@ def _rmw_cases(draw: st.DrawFn) -> tuple[int, int, list[tuple[int, int, int, int
     return k, size, writes, lost
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_rmw_cases())
 def test_rmw_history_then_recovery(case: tuple[int, int, list[tuple[int, int, int, int]], tuple[int, ...]]) -> None:
     """After any history of partial writes, RMW parity equals a fresh encode and still recovers."""
