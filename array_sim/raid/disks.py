@@ -67,6 +67,14 @@ class Disk:
         if os.preadv(self._fd, [buffer], offset) != len(buffer):
             raise OSError(f"short read from {self.path}")
 
+    def read_many(self, offset: int, buffers: list[memoryview]) -> None:
+        """Fill ``buffers`` one after another from ``offset`` (one ``preadv``); LatentError as ``read``."""
+        total = sum(len(b) for b in buffers)
+        if self.bad_in(offset, total):
+            raise LatentError(f"{self.path.name}: unreadable sectors in [{offset}, +{total})")
+        if os.preadv(self._fd, buffers, offset) != total:
+            raise OSError(f"short read from {self.path}")
+
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
         if self.bad:
