@@ -167,20 +167,33 @@ def _syndrome(
     return (out[0] if want_p else None), (out[-1] if want_q else None)
 
 
-def xor_parity(strips: Sequence[Buffer]) -> np.ndarray:
+def xor_parity(strips: Sequence[Buffer], out: np.ndarray | None = None) -> np.ndarray:
     """RAID 5 parity: the XOR of the strips.
 
     Args:
         strips: one or more equal-length strips, length a multiple of 8.
+        out: a writable uint8 array of the strips' length to hold the result (reconstruction
+            reuses one buffer), or None for a new array.
 
     Returns:
-        P as a new uint8 array.
+        P (``out`` when given).
     """
     views, size = _strips_u8(strips)
     if any(v is None for v in views):
         raise ValueError("xor_parity: a strip is None")
-    p, _ = _syndrome(views, size, want_p=True, want_q=False)
-    return p
+    if out is None:
+        p, _ = _syndrome(views, size, want_p=True, want_q=False)
+        return p
+    _writable(out, "out")
+    if out.size != size or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a contiguous array of {size} bytes")
+    if isal.LIB is not None:
+        isal.encode(((1,) * len(views),), views, [out.reshape(-1)])
+        return out
+    out[...] = views[0]
+    for v in views[1:]:
+        np.bitwise_xor(out, v, out=out)
+    return out
 
 
 def pq_parity(strips: Sequence[Buffer]) -> tuple[np.ndarray, np.ndarray]:

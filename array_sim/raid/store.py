@@ -686,10 +686,7 @@ class RaidStore:
         if lay.mirror:
             out = cols[others[0]]
         else:
-            out = self._rebuild_buffer[pos, : n * STRIP]
-            np.bitwise_xor(cols[others[0]], cols[others[1]], out=out)
-            for p in others[2:]:
-                np.bitwise_xor(out, cols[p], out=out)
+            out = xor_parity(list(cols.values()), out=self._rebuild_buffer[pos, : n * STRIP])
             if lay.parity == 2:
                 for i in range(n):
                     stripe = first + i

@@ -153,6 +153,18 @@ def test_results_are_new_arrays() -> None:
     assert _equal(strips, before)
 
 
+@pytest.mark.parametrize("k", [1, 2, 11])
+def test_xor_into_a_given_buffer(k: int) -> None:
+    strips = _strips(k, 4096, seed=k)
+    buffer = np.full(4096, 0xAA, np.uint8)
+    assert xor_parity(strips, out=buffer) is buffer
+    assert np.array_equal(buffer, np.bitwise_xor.reduce(np.stack(strips)))
+    with pytest.raises(ValueError):
+        xor_parity(strips, out=np.empty(4088, np.uint8))
+    with pytest.raises(ValueError):
+        xor_parity(strips, out=np.frombuffer(bytes(4096), np.uint8))
+
+
 @pytest.mark.parametrize("bad", [[b"12345678", b"1234567812345678"], [b"1234", b"5678"], []])
 def test_bad_strips_rejected(bad: list[bytes]) -> None:
     with pytest.raises(ValueError):
