@@ -148,10 +148,12 @@ class MemberAdmin:
             )
             self.log("INFO", f"Member {name} was added to the group; its RAID policy is not configured.", name)
 
-    def configure(self, name: str, raid_policy: str) -> tuple[int, ChunkMap]:
+    def configure(self, name: str, raid_policy: str, verify: bool = True) -> tuple[int, ChunkMap]:
         """``member select M raid-policy P``: initialise the RAID set; its capacity joins the pool.
 
-        Returns the member's id and its new chunk map, for the page tables.
+        The new set is then verified in the background (RAID status ``verifying``), as the array
+        verifies a RAID set it has initialised; ``array-sim init`` (``verify`` False) makes its
+        member as if that had long finished. Returns the member's id and its new chunk map.
         """
         member_id, pool_id, store, layout, disks, disk_size = self._row(name)
         if raid_policy not in POLICIES:
@@ -176,6 +178,8 @@ class MemberAdmin:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         self._attach(member_id, name, pool_id, raid)
+        if verify:
+            raid.start_verify()
         return member_id, ChunkMap(chunk_path, raid.capacity_pages)
 
     def create_member(self, name: str, pool: str, usable: int, disks: int, raid_policy: str) -> tuple[int, ChunkMap]:
@@ -190,7 +194,7 @@ class MemberAdmin:
             raise InvalidRequest(f"Invalid RAID policy '{raid_policy}'; use one of {', '.join(POLICIES)}.")
         with self.catalog.transaction():
             self.add_unconfigured(name, pool, disks, disk_size_for(raid_policy, disks, max(usable, PAGE_SIZE)))
-            return self.configure(name, raid_policy)
+            return self.configure(name, raid_policy, verify=False)
 
     def _create_file_member(self, name: str, pool: str, usable: int) -> tuple[int, ChunkMap]:
         pool_id = pool_named(self.pools, pool)
@@ -241,6 +245,13 @@ class MemberAdmin:
         store.replace_disk(disk)
         self.check_offline()
 
+    def verify(self, name: str) -> None:
+        """Start verifying member ``name``'s RAID set(s) now (``simulate member select M verify``)."""
+        store = self.raid(name)
+        if not store.health().online:
+            raise InvalidRequest(f"Member {name} is offline.")
+        store.start_verify()
+
     def add_bad_sectors(self, name: str, disk: int, offset: int, length: int) -> None:
         store = self.raid(name)
         self._check_disk(store, disk)
@@ -256,7 +267,7 @@ class MemberAdmin:
                 self.on_offline(member_id)
 
     def background_step(self, budget: int) -> bool:
-        """One slice of long work (reconstruction) on each member that has some; True while any remains."""
+        """One slice of long work (reconstruction, verification) on each member that has some; True while any remains."""
         more = False
         for member in self.placement.members.values():
             more = member.store.background_step(budget) or more

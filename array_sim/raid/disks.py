@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Disk", "LatentError"]
+__all__ = ["Disk", "DiskIO", "FAILED", "LatentError", "ONLINE", "SPARE"]
+
+#: A disk's status, in EQLMEMBER-MIB eqlDiskStatus names.
+ONLINE, SPARE, FAILED = "on-line", "spare", "failed"
+
+#: A planned disk transfer: (physical disk, disk offset, the bytes to write or the buffer to fill).
+DiskIO = tuple[int, int, memoryview | np.ndarray]
 
 
 class LatentError(OSError):

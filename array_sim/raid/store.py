@@ -36,7 +36,10 @@ Rules of this module:
    uses a lost strip as input. A stripe that cannot be rebuilt during reconstruction (a latent
    error with no redundancy left) marks the rebuilt strip lost the same way.
 7. **Faults are deterministic calls**: ``fail_disk``, ``replace_disk``, ``add_bad_sectors``.
-   Reconstruction runs only in ``background_step`` slices; its cursor is saved every 4 MiB.
+   Reconstruction, then verification (``start_verify``: RAID status ``verifying``), run only in
+   ``background_step`` slices; their cursors are saved every 4 MiB.
+8. **Where the code is**: reads and the store's state here; writes in ``writes``; resync, faults,
+   reconstruction and verification in ``maintenance`` (both mixins on this class's state).
 """
 
 from __future__ import annotations
@@ -52,25 +55,17 @@ from ..errors import InvalidRequest
 from ..member_store import EventSink, MemberOffline, StoreHealth, check_range
 from ..units import PAGE_SIZE
 from . import superblock
-from .disks import Disk, LatentError
+from .disks import FAILED, ONLINE, SPARE, Disk, DiskIO, LatentError
 from .errors import UnrecoverableRead
 from .layout import STRIP, Layout, Piece, disk_bytes_for
-from .parity import pq_parity, pq_update, recover_pq, recover_xor, xor_parity, xor_update
+from .maintenance import Maintenance
+from .parity import recover_pq, recover_xor
 from .policy import Geometry, geometry
+from .writes import StripeWrites
 
 __all__ = ["RaidStore", "DiskInfo", "disk_size_for"]
 
-ONLINE, SPARE, FAILED = "on-line", "spare", "failed"
 DIRTY_FILE = "raid.dirty"
-#: Reconstruction progress is saved to the superblock every this many stripes (4 MiB of strips).
-_SAVE_EVERY = (4 << 20) // STRIP
-_CLEAN, _DIRTY = 0, 1
-#: Stripes rebuilt with one pread per disk (1 MiB of each).
-_BATCH = (1 << 20) // STRIP
-
-
-#: A planned disk transfer: (physical disk, disk offset, the bytes to write or the buffer to fill).
-_DiskIO = tuple[int, int, memoryview | np.ndarray]
 
 
 def _no_events(level: str, message: str) -> None:
@@ -101,7 +96,7 @@ def _u8(data: bytes | bytearray | memoryview) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-class RaidStore:
+class RaidStore(StripeWrites, Maintenance):
     """Page slots of one member over the disk files in ``directory``."""
 
     disk_size_for = staticmethod(disk_size_for)
@@ -125,6 +120,9 @@ class RaidStore:
         self._errors: list[int] = [d["errors"] for d in ds]
         self._failed: bool = state["failed"]
         self._lost: set[tuple[int, int, int]] = {tuple(x) for x in state["lost"]}  # type: ignore[misc]
+        #: Next stripe to verify while verifying (``maintenance`` rule 3), else None; mismatches found.
+        self._verify: int | None = state.get("verify")
+        self._mismatches: int = state.get("mismatches", 0)
         self._disks = [
             Disk(directory / f"disk-{i:02d}.img", self.disk_size, d["bad"]) for i, d in enumerate(ds)
         ]
@@ -205,6 +203,8 @@ class RaidStore:
             ],
             "failed": self._failed,
             "lost": sorted(self._lost),
+            "verify": self._verify,
+            "mismatches": self._mismatches,
         }
 
     def _save(self) -> None:
@@ -268,6 +268,8 @@ class RaidStore:
             return StoreHealth("reconstructing", pct, spares, True, lost)
         if any(d is None for r in self._roles for d in r):
             return StoreHealth("degraded", 0, spares, True, lost)
+        if self._verify is not None:
+            return StoreHealth("verifying", self._verify * 100 // self._layout.stripes, spares, True, lost)
         return StoreHealth("ok", 0, spares, True, lost)
 
     # ------------------------------------------------------------------ disk access
@@ -366,7 +368,7 @@ class RaidStore:
         self._check_online()
         lay = self._layout
         pieces = list(lay.pieces(position, length))
-        direct: list[_DiskIO] = []  # (disk, disk offset, where in out) of the strips read as they lie
+        direct: list[DiskIO] = []  # (disk, disk offset, where in out) of the strips read as they lie
         rebuilt: list[Piece] = []
         if length > len(self._read_buffer):
             self._read_buffer = bytearray(length)
@@ -393,7 +395,7 @@ class RaidStore:
             view[pc.buffer_offset : pc.buffer_offset + pc.length] = col[pc.start - lo : pc.start - lo + pc.length]
         return view.tobytes()
 
-    def _read_runs(self, reads: list[_DiskIO]) -> None:
+    def _read_runs(self, reads: list[DiskIO]) -> None:
         """Fill the buffers of ``reads``, one ``preadv`` per run of adjacent strips of a disk."""
         reads.sort(key=lambda r: (r[0], r[1]))
         i = 0
@@ -407,337 +409,3 @@ class RaidStore:
                 end += len(reads[i][2])
                 i += 1
             self._disks[disk].read_many(offset, buffers)
-
-    def write(self, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        position = check_range(self.capacity_pages, slot, offset, len(view))
-        self._check_online()
-        groups: dict[tuple[int, int], list[Piece]] = {}
-        for pc in self._layout.pieces(position, len(view)):
-            groups.setdefault((pc.set, pc.stripe), []).append(pc)
-        marks = [set_ * self._layout.stripes + stripe for set_, stripe in groups]
-        for mark in marks:
-            self._dirty[mark] = _DIRTY
-        try:
-            writes = [w for (set_, stripe), pieces in groups.items() for w in self._plan(set_, stripe, pieces, view)]
-        except UnrecoverableRead:
-            for mark in marks:
-                self._dirty[mark] = _CLEAN  # raised by the reads, before any disk was written
-            raise
-        self._apply(writes)
-        for mark in marks:
-            self._dirty[mark] = _CLEAN
-        if self._lost:
-            self._forget_lost(groups)
-
-    def _forget_lost(self, groups: dict[tuple[int, int], list[Piece]]) -> None:
-        """A data strip marked lost (rule 6) is whole again once a write covered all of it."""
-        changed = False
-        for (set_, stripe), pieces in groups.items():
-            for pc in pieces:
-                key = (set_, stripe, self._layout.data_position(stripe, pc.index))
-                if pc.length == STRIP and key in self._lost:
-                    self._lost.discard(key)
-                    changed = True
-        if changed:
-            self._save()
-
-    def _apply(self, writes: list[_DiskIO]) -> None:
-        """Issue the planned writes, one ``pwritev`` per run of adjacent strips of a disk (rule 2)."""
-        if len(writes) <= self._layout.width:  # one stripe, so at most one write per disk
-            for disk, offset, data in writes:
-                self._disks[disk].write(offset, data)
-            return
-        writes.sort(key=lambda w: (w[0], w[1]))
-        i = 0
-        while i < len(writes):
-            disk, offset, first = writes[i]
-            buffers = [first]
-            end = offset + len(first)
-            i += 1
-            while i < len(writes) and writes[i][0] == disk and writes[i][1] == end:
-                buffers.append(writes[i][2])
-                end += len(writes[i][2])
-                i += 1
-            if len(buffers) == 1:
-                self._disks[disk].write(offset, first)
-            else:
-                self._disks[disk].write_many(offset, buffers)
-
-    def _plan(self, set_: int, stripe: int, pieces: list[Piece], view: memoryview) -> list[_DiskIO]:
-        """The disk writes that put ``pieces`` of ``view`` into one stripe, its redundancy included."""
-        lay = self._layout
-        out: list[_DiskIO] = []
-        roles, status, base = self._roles[set_], self._status, stripe * STRIP
-
-        def put(pos: int, disk_offset: int, data: memoryview | np.ndarray) -> None:
-            d = roles[pos]
-            if d is not None and status[d] == ONLINE:
-                out.append((d, base + disk_offset, data))
-
-        if lay.mirror:
-            (pc,) = pieces
-            for pos in (0, 1):
-                put(pos, pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
-            return out
-        if len(pieces) == lay.k and all(pc.length == STRIP for pc in pieces):
-            strips = [_u8(view[pc.buffer_offset : pc.buffer_offset + STRIP]) for pc in pieces]
-            parity = [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
-            for pc, strip in zip(pieces, strips):
-                put(lay.data_position(stripe, pc.index), 0, strip)
-            for p, col in zip(lay.parity_positions(stripe), parity):
-                put(p, 0, col)
-            return out
-        lo, parity = self._partial_parity(set_, stripe, pieces, view)
-        for pc in pieces:
-            put(lay.data_position(stripe, pc.index), pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
-        for p, col in zip(lay.parity_positions(stripe), parity):
-            put(p, lo, col)
-        return out
-
-    def _partial_parity(
-        self, set_: int, stripe: int, pieces: list[Piece], view: memoryview
-    ) -> tuple[int, list[np.ndarray]]:
-        """New parity columns ``[lo, hi)`` of a stripe a write covers only in part (rule 2), and ``lo``."""
-        lay = self._layout
-        lo = min(pc.start for pc in pieces) & ~7
-        hi = (max(pc.start + pc.length for pc in pieces) + 7) & ~7
-        width = hi - lo
-        touched = {pc.index: pc for pc in pieces}
-        covering = {j for j, pc in touched.items() if pc.start <= lo and pc.start + pc.length >= hi}
-        ppos = lay.parity_positions(stripe)
-        healthy = all(self._readable(set_, p, stripe) for p in range(lay.width)) and not any(
-            (set_, stripe, p) in self._lost for p in range(lay.width)
-        )
-        rmw = healthy and (len(touched) + lay.parity) * width < (lay.k - len(covering)) * width
-
-        def new_column(j: int, old: np.ndarray | None) -> np.ndarray:
-            pc = touched[j]
-            new = _u8(view[pc.buffer_offset : pc.buffer_offset + pc.length])
-            if pc.start == lo and pc.length == width:
-                return new
-            col = np.zeros(width, np.uint8) if old is None else old.copy()
-            col[pc.start - lo : pc.start - lo + pc.length] = new
-            return col
-
-        if rmw:
-            need = [lay.data_position(stripe, j) for j in touched] + ppos
-            cols = self._columns(set_, stripe, lo, hi, need)
-            parity = [cols[p].copy() for p in ppos]
-            for j in touched:
-                old = cols[lay.data_position(stripe, j)]
-                new = new_column(j, old)
-                if lay.parity == 1:
-                    xor_update(parity[0], old, new)
-                else:
-                    pq_update(parity[0], parity[1], j, old, new)
-            return lo, parity
-        need = [lay.data_position(stripe, j) for j in range(lay.k) if j not in covering]
-        cols = self._columns(set_, stripe, lo, hi, need) if need else {}
-        strips = []
-        for j in range(lay.k):
-            old = cols.get(lay.data_position(stripe, j))
-            strips.append(new_column(j, old) if j in touched else old)
-        return lo, [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
-
-    # ------------------------------------------------------------------ resync (rule 5)
-
-    def _resync(self) -> None:
-        lay = self._layout
-        i = self._dirty.find(b"\x01")
-        changed = False
-        while i >= 0:
-            set_, stripe = divmod(i, lay.stripes)
-            if not self._failed:
-                changed |= self._resync_stripe(set_, stripe)
-            self._dirty[i] = _CLEAN
-            i = self._dirty.find(b"\x01", i + 1)
-        if changed:
-            self._save()
-
-    def _resync_stripe(self, set_: int, stripe: int) -> bool:
-        """Make one stripe's redundancy agree with its data; True if strips were marked lost."""
-        lay = self._layout
-        dpos = [lay.data_position(stripe, j) for j in range(lay.k)]
-        ppos = lay.parity_positions(stripe)
-        latent: list[int] = []
-        cols = {p: self._try_read(set_, stripe, p, 0, STRIP, latent) for p in dpos}
-        unknown = [p for p, c in cols.items() if c is None]
-        if lay.mirror and unknown:
-            other = self._try_read(set_, stripe, 1, 0, STRIP, latent)
-            if other is not None:
-                if self._writable(set_, 0):
-                    self._disk_at(set_, 0).write(stripe * STRIP, other)
-                return False
-        if unknown:
-            for p in unknown:
-                self._lost.add((set_, stripe, p))
-            self.events(
-                "ERROR", f"Member {self.name} lost RAID blocks: a crash interrupted a write to a degraded stripe."
-            )
-            return True
-        strips = [cols[p] for p in dpos]
-        parity = [strips[0]] if lay.mirror else [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
-        for p, col in zip(ppos, parity):
-            if self._writable(set_, p):
-                self._disk_at(set_, p).write(stripe * STRIP, col)
-        return False
-
-    # ------------------------------------------------------------------ faults
-
-    def _disk_number(self, n: int) -> int:
-        if not 0 <= n < len(self._disks):
-            raise InvalidRequest(f"Disk {n} does not exist on member {self.name}.")
-        return n
-
-    def fail_disk(self, n: int) -> None:
-        """Disk ``n`` fails: a spare takes its role, or its set runs degraded, or the member fails."""
-        self._disk_number(n)
-        if self._status[n] == FAILED:
-            return
-        self._status[n] = FAILED
-        for r in self._roles:
-            for p, d in enumerate(r):
-                if d == n:
-                    r[p] = None
-        self.events("WARNING", f"Disk {n} failed on member {self.name}.")
-        self._check_tolerance()
-        self._take_spares()
-        self._save()
-
-    def _check_tolerance(self) -> None:
-        if self._failed:
-            return
-        for s, r in enumerate(self._roles):
-            missing = sum(1 for d in r if d is None or self._rebuilt[d] < self._layout.stripes)
-            if missing > self._layout.parity:
-                self._failed = True
-                self.events(
-                    "ERROR",
-                    f"Member {self.name} is offline: RAID set {s + 1} lost more disks than RAID policy "
-                    f"{self.policy} tolerates.",
-                )
-                return
-
-    def _take_spares(self) -> None:
-        if self._failed:
-            return
-        for s, r in enumerate(self._roles):
-            for p, d in enumerate(r):
-                if d is not None:
-                    continue
-                spare = next((i for i, st in enumerate(self._status) if st == SPARE), None)
-                if spare is None:
-                    return
-                r[p] = spare
-                self._status[spare] = ONLINE
-                self._rebuilt[spare] = 0
-                self.events("INFO", f"Spare disk {spare} is now in use on member {self.name}.")
-                self.events(
-                    "INFO", f"Reconstruction of RAID set {s + 1} started on disk {spare} of member {self.name}."
-                )
-
-    def replace_disk(self, n: int) -> None:
-        """A new empty disk in slot ``n`` (which must have failed); it becomes a spare, taken at once if needed."""
-        self._disk_number(n)
-        if self._status[n] != FAILED:
-            raise InvalidRequest(f"Disk {n} on member {self.name} has not failed.")
-        self._disks[n].close()
-        self._disks[n] = Disk.create(self._disks[n].path, self.disk_size)
-        self._status[n] = SPARE
-        self._rebuilt[n] = 0
-        self._errors[n] = 0
-        self._take_spares()
-        self._save()
-
-    def add_bad_sectors(self, n: int, offset: int, length: int) -> None:
-        """Reads of bytes ``[offset, offset + length)`` of disk ``n`` fail from now on, until rewritten."""
-        self._disk_number(n)
-        if not (0 <= offset and 0 < length and offset + length <= self.disk_size):
-            raise InvalidRequest(f"Range [{offset}, +{length}) is outside disk {n}.")
-        self._disks[n].add_bad(offset, length)
-        self._save()
-
-    # ------------------------------------------------------------------ reconstruction
-
-    def _rebuild_batch(self, set_: int, pos: int, d: int, first: int, n: int) -> bool:
-        """Rebuild stripes ``[first, first + n)`` of position ``pos`` with one pread per disk.
-
-        Only when ``pos`` is the one position missing there, no strip is lost and no latent error
-        is hit; False (nothing done) otherwise, and the caller goes stripe by stripe.
-        """
-        lay = self._layout
-        others = [p for p in range(lay.width) if p != pos]
-        if any(not self._readable(set_, p, first + n - 1) for p in others):
-            return False
-        if self._lost and any((set_, s, p) in self._lost for s in range(first, first + n) for p in range(lay.width)):
-            return False
-        span = (first * STRIP, n * STRIP)
-        if not any(self._disk_at(set_, p).holds_data(*span) for p in others) and not self._disks[d].holds_data(*span):
-            return True  # never written anywhere: the spare's hole already reads the zeros it would get
-        if self._rebuild_buffer is None:
-            self._rebuild_buffer = np.empty((lay.width, _BATCH * STRIP), np.uint8)
-        cols = {p: self._rebuild_buffer[p, : n * STRIP] for p in others}
-        try:
-            for p, col in cols.items():
-                self._disk_at(set_, p).read_into(first * STRIP, memoryview(col))
-        except LatentError:
-            return False
-        if lay.mirror:
-            out = cols[others[0]]
-        else:
-            out = xor_parity(list(cols.values()), out=self._rebuild_buffer[pos, : n * STRIP])
-            if lay.parity == 2:
-                for i in range(n):
-                    stripe = first + i
-                    q = lay.parity_positions(stripe)[1]
-                    part = slice(i * STRIP, (i + 1) * STRIP)
-                    if q != pos:  # P or data: the xor of every other strip but Q
-                        np.bitwise_xor(out[part], cols[q][part], out=out[part])
-                    else:
-                        data = [cols[lay.data_position(stripe, j)][part] for j in range(lay.k)]
-                        out[part] = pq_parity(data)[1]
-        self._disks[d].write(first * STRIP, out)
-        return True
-
-    def background_step(self, budget: int) -> bool:
-        """Rebuild the next stripes (about ``budget`` bytes written to spares); True while work remains."""
-        if self._failed or self._dirty.closed:
-            return False
-        rebuilding = self._rebuilding()
-        if not rebuilding:
-            return False
-        set_, pos, d = rebuilding[0]
-        stripes = self._layout.stripes
-        todo = max(1, budget // STRIP)
-        while todo > 0 and self._rebuilt[d] < stripes:
-            stripe = self._rebuilt[d]
-            n = min(todo, _BATCH, stripes - stripe)
-            if self._rebuild_batch(set_, pos, d, stripe, n):
-                todo -= n
-                self._rebuilt[d] = stripe + n
-                self._since_save += n
-                if self._since_save >= _SAVE_EVERY:
-                    self._save()
-                continue
-            todo -= 1
-            try:
-                col = self._columns(set_, stripe, 0, STRIP, [pos])[pos]
-            except UnrecoverableRead:
-                self._lost.add((set_, stripe, pos))
-                self.events(
-                    "ERROR",
-                    f"Member {self.name} lost RAID blocks: stripe {stripe} of RAID set {set_ + 1}"
-                    " could not be rebuilt.",
-                )
-                self._save()
-            else:
-                self._disks[d].write(stripe * STRIP, col)
-            self._rebuilt[d] = stripe + 1
-            self._since_save += 1
-            if self._since_save >= _SAVE_EVERY:
-                self._save()
-        if self._rebuilt[d] >= stripes:
-            self.events("INFO", f"Reconstruction of RAID set {set_ + 1} finished on disk {d} of member {self.name}.")
-            self._save()
-        return bool(self._rebuilding())

@@ -11,7 +11,9 @@ Rules of this module:
 3. Contents (``version`` 1): policy, disks, disk_size, strip_size, name, ``roles`` (for each set,
    the physical disk at each position or null), ``disk_states`` (per disk: status in
    EQLMEMBER-MIB eqlDiskStatus names on-line / spare / failed, ``rebuilt`` stripes, errors,
-   latent error ranges), ``failed`` (member beyond tolerance) and ``lost`` strips.
+   latent error ranges), ``failed`` (member beyond tolerance), ``lost`` strips, and ``verify``
+   (the verification cursor, or null) with its ``mismatches`` (both absent from superblocks
+   written before verification existed, which read as null and 0).
 """
 
 from __future__ import annotations

@@ -33,14 +33,17 @@ def test_an_added_array_joins_the_pool_when_its_raid_policy_is_set(cli: Any) -> 
     cli.quiet("member select m2 raid-policy raid10")
     values = cli.values("member select m2 show")
     assert (values["RaidPolicy"], values["RaidStatus"], values["Spares"], values["TotalSpace"]) == (
-        "raid10", "ok", "2", "450MB",  # 3 mirrors of 150MB disks, 2 hot spares
+        "raid10", "verifying", "2", "450MB",  # 3 mirrors of 150MB disks, 2 hot spares
     )  # fmt: skip
+    _rebuild(cli)  # the background verification of the new set
+    assert cli.values("member select m2 show")["RaidStatus"] == "ok"
     assert cli.values("pool select default show")["TotalCapacity"] != before
     disks = _disk_rows(cli, "m2")
     assert [disks[str(n)][1] for n in range(8)] == ["on-line"] * 6 + ["spare"] * 2
     assert "already has RAID policy" in cli.error("member select m2 raid-policy raid6")
     events = cli.ok("show events")
     assert any("m2" in line and "RAID policy set to raid10" in line for line in events)
+    assert any("m2" in line and "Verification" in line and "0 parity mismatch" in line for line in events)
 
 
 @pytest.mark.parametrize(
@@ -134,6 +137,54 @@ def test_latent_sector_errors_are_rebuilt_rewritten_and_counted(cli: Any) -> Non
     assert sum(errors) > 0
     assert device.read(0, len(data) // 512) == data[: len(data) // 512 * 512]
     assert [int(_disk_rows(cli)[str(disk)][3]) for disk in range(9)] == errors  # rewritten: no error twice
+
+
+def _raid(cli: Any) -> Any:
+    return cli.group.member_admin.raid("member-1")
+
+
+def test_verification_rewrites_parity_that_disagrees_with_the_data(cli: Any) -> None:
+    cli.ok("volume create v1 100MB")
+    device = cli.group.device("v1")
+    data = bytes(range(253)) * 8192
+    device.write(0, data[: len(data) // 512 * 512])
+    # RAID 6 over 11 disks and a spare: stripe 0 has P on disk 10, Q on disk 0, data from disk 1
+    with open(_raid(cli).directory / "disk-10.img", "r+b") as disk:  # silent corruption of that P
+        disk.write(b"\xff" * 4096)
+    cli.quiet("simulate member select member-1 verify")
+    assert cli.values("member select member-1 show")["RaidStatus"] == "verifying"
+    _rebuild(cli)
+    assert cli.values("member select member-1 show")["RaidStatus"] == "ok"
+    assert any("1 parity mismatch(es) corrected" in line for line in cli.ok("show events"))
+    cli.quiet("simulate member select member-1 disk 1 fail")  # stripe 0's first data strip now comes from P
+    cli.quiet("simulate member select member-1 disk 11 fail")  # and no spare rebuilds it first
+    assert device.read(0, len(data) // 512) == data[: len(data) // 512 * 512]
+
+
+def test_verification_rewrites_latent_errors_and_skips_unwritten_stripes(cli: Any) -> None:
+    cli.ok("volume create v1 100MB")
+    device = cli.group.device("v1")
+    data = bytes(range(241)) * 4096
+    device.write(0, data[: len(data) // 512 * 512])
+    cli.quiet("simulate member select member-1 disk 3 bad-sectors 0 4096")
+    cli.quiet("simulate member select member-1 verify")
+    _rebuild(cli)
+    assert int(_disk_rows(cli)["3"][3]) == 1  # found by the scrub, not by a read
+    assert any("0 parity mismatch(es) corrected" in line for line in cli.ok("show events"))
+    assert device.read(0, len(data) // 512) == data[: len(data) // 512 * 512]
+    assert int(_disk_rows(cli)["3"][3]) == 1
+
+
+def test_verification_waits_while_a_set_is_degraded(cli: Any) -> None:
+    cli.quiet("simulate member select member-1 disk 11 fail")  # the spare: nothing to rebuild
+    cli.quiet("simulate member select member-1 disk 0 fail")
+    cli.quiet("simulate member select member-1 verify")
+    assert cli.values("member select member-1 show")["RaidStatus"] == "degraded"
+    assert not cli.group.background_step(8 * MiB)
+    cli.quiet("simulate member select member-1 disk 11 replace")  # a spare again: rebuilt, then verified
+    _rebuild(cli)
+    assert cli.values("member select member-1 show")["RaidStatus"] == "ok"
+    assert any("Verification" in line and "finished" in line for line in cli.ok("show events"))
 
 
 def test_show_events_numbers_lines_and_keeps_the_newest(cli: Any) -> None:

@@ -7,6 +7,10 @@
         fails disk N, puts a new disk in slot N (it becomes a spare), or makes
         LENGTH bytes at byte OFFSET of disk N unreadable (a latent sector error;
         the RAID layer rebuilds and rewrites them when they are read).
+    simulate member select M verify
+        starts the array's background verification of member M now (RAID status
+        verifying): every stripe is read, latent sector errors are rewritten and
+        parity that disagrees with the data is rewritten and counted.
 
 None of this is PS Series syntax; every fault is deterministic.
 """
@@ -49,10 +53,13 @@ def simulate(session: Session, words: Words) -> list[str]:
         session.group.add_array(name, pool, disks, disk_size)
         return []
     name = words.take("member name")
-    words.keyword(["disk"], "object")
+    admin = session.group.member_admin
+    if words.keyword(["disk", "verify"], "object") == "verify":
+        words.end()
+        admin.verify(name)
+        return []
     disk = whole_number_argument(words, "disk number")
     fault = words.keyword(["fail", "replace", "bad-sectors"], "fault")
-    admin = session.group.member_admin
     if fault == "bad-sectors":
         offset = whole_number_argument(words, "offset in bytes")
         length = whole_number_argument(words, "length in bytes")

@@ -1,0 +1,173 @@
+"""RAID stripe writes (``store`` rules 2, 5 and 6): plan every disk write of a transfer, then issue them.
+
+Rules of this module:
+
+1. **Plan, then write.** ``write`` cuts the transfer into stripes, marks every one dirty in the
+   dirty-stripe map, plans each stripe's disk writes (reading what a partial stripe needs first),
+   issues them, and clears the marks. A read that fails while planning (``UnrecoverableRead``)
+   leaves every disk as it was.
+2. **A full stripe is encoded from the initiator's buffer itself** (no copy); a partial one is
+   read-modify-write or reconstruct-write, whichever reads less (``store`` rule 2).
+3. **One system call per run**: the planned writes of a disk that follow each other on it (the same
+   position of consecutive stripes) go out in one ``pwritev``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..member_store import check_range
+from .disks import ONLINE, DiskIO
+from .errors import UnrecoverableRead
+from .layout import STRIP, Piece
+from .parity import pq_parity, pq_update, xor_parity, xor_update
+
+if TYPE_CHECKING:
+    from .store import RaidStore
+
+__all__ = ["CLEAN", "DIRTY", "StripeWrites"]
+
+#: The two values of a stripe's byte in the dirty-stripe map (``store`` rule 5).
+CLEAN, DIRTY = 0, 1
+
+
+def _u8(data: bytes | bytearray | memoryview) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+class StripeWrites:
+    """The write half of ``RaidStore`` (a mixin: it works on the store's own state)."""
+
+    def write(self: RaidStore, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        position = check_range(self.capacity_pages, slot, offset, len(view))
+        self._check_online()
+        groups: dict[tuple[int, int], list[Piece]] = {}
+        for pc in self._layout.pieces(position, len(view)):
+            groups.setdefault((pc.set, pc.stripe), []).append(pc)
+        marks = [set_ * self._layout.stripes + stripe for set_, stripe in groups]
+        for mark in marks:
+            self._dirty[mark] = DIRTY
+        try:
+            writes = [w for (set_, stripe), pieces in groups.items() for w in self._plan(set_, stripe, pieces, view)]
+        except UnrecoverableRead:
+            for mark in marks:
+                self._dirty[mark] = CLEAN  # raised by the reads, before any disk was written
+            raise
+        self._apply(writes)
+        for mark in marks:
+            self._dirty[mark] = CLEAN
+        if self._lost:
+            self._forget_lost(groups)
+
+    def _forget_lost(self: RaidStore, groups: dict[tuple[int, int], list[Piece]]) -> None:
+        """A data strip marked lost (rule 6) is whole again once a write covered all of it."""
+        changed = False
+        for (set_, stripe), pieces in groups.items():
+            for pc in pieces:
+                key = (set_, stripe, self._layout.data_position(stripe, pc.index))
+                if pc.length == STRIP and key in self._lost:
+                    self._lost.discard(key)
+                    changed = True
+        if changed:
+            self._save()
+
+    def _apply(self: RaidStore, writes: list[DiskIO]) -> None:
+        """Issue the planned writes, one ``pwritev`` per run of adjacent strips of a disk (rule 2)."""
+        if len(writes) <= self._layout.width:  # one stripe, so at most one write per disk
+            for disk, offset, data in writes:
+                self._disks[disk].write(offset, data)
+            return
+        writes.sort(key=lambda w: (w[0], w[1]))
+        i = 0
+        while i < len(writes):
+            disk, offset, first = writes[i]
+            buffers = [first]
+            end = offset + len(first)
+            i += 1
+            while i < len(writes) and writes[i][0] == disk and writes[i][1] == end:
+                buffers.append(writes[i][2])
+                end += len(writes[i][2])
+                i += 1
+            if len(buffers) == 1:
+                self._disks[disk].write(offset, first)
+            else:
+                self._disks[disk].write_many(offset, buffers)
+
+    def _plan(self: RaidStore, set_: int, stripe: int, pieces: list[Piece], view: memoryview) -> list[DiskIO]:
+        """The disk writes that put ``pieces`` of ``view`` into one stripe, its redundancy included."""
+        lay = self._layout
+        out: list[DiskIO] = []
+        roles, status, base = self._roles[set_], self._status, stripe * STRIP
+
+        def put(pos: int, disk_offset: int, data: memoryview | np.ndarray) -> None:
+            d = roles[pos]
+            if d is not None and status[d] == ONLINE:
+                out.append((d, base + disk_offset, data))
+
+        if lay.mirror:
+            (pc,) = pieces
+            for pos in (0, 1):
+                put(pos, pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
+            return out
+        if len(pieces) == lay.k and all(pc.length == STRIP for pc in pieces):
+            strips = [_u8(view[pc.buffer_offset : pc.buffer_offset + STRIP]) for pc in pieces]
+            parity = [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
+            for pc, strip in zip(pieces, strips):
+                put(lay.data_position(stripe, pc.index), 0, strip)
+            for p, col in zip(lay.parity_positions(stripe), parity):
+                put(p, 0, col)
+            return out
+        lo, parity = self._partial_parity(set_, stripe, pieces, view)
+        for pc in pieces:
+            put(lay.data_position(stripe, pc.index), pc.start, view[pc.buffer_offset : pc.buffer_offset + pc.length])
+        for p, col in zip(lay.parity_positions(stripe), parity):
+            put(p, lo, col)
+        return out
+
+    def _partial_parity(
+        self: RaidStore, set_: int, stripe: int, pieces: list[Piece], view: memoryview
+    ) -> tuple[int, list[np.ndarray]]:
+        """New parity columns ``[lo, hi)`` of a stripe a write covers only in part (rule 2), and ``lo``."""
+        lay = self._layout
+        lo = min(pc.start for pc in pieces) & ~7
+        hi = (max(pc.start + pc.length for pc in pieces) + 7) & ~7
+        width = hi - lo
+        touched = {pc.index: pc for pc in pieces}
+        covering = {j for j, pc in touched.items() if pc.start <= lo and pc.start + pc.length >= hi}
+        ppos = lay.parity_positions(stripe)
+        healthy = all(self._readable(set_, p, stripe) for p in range(lay.width)) and not any(
+            (set_, stripe, p) in self._lost for p in range(lay.width)
+        )
+        rmw = healthy and (len(touched) + lay.parity) * width < (lay.k - len(covering)) * width
+
+        def new_column(j: int, old: np.ndarray | None) -> np.ndarray:
+            pc = touched[j]
+            new = _u8(view[pc.buffer_offset : pc.buffer_offset + pc.length])
+            if pc.start == lo and pc.length == width:
+                return new
+            col = np.zeros(width, np.uint8) if old is None else old.copy()
+            col[pc.start - lo : pc.start - lo + pc.length] = new
+            return col
+
+        if rmw:
+            need = [lay.data_position(stripe, j) for j in touched] + ppos
+            cols = self._columns(set_, stripe, lo, hi, need)
+            parity = [cols[p].copy() for p in ppos]
+            for j in touched:
+                old = cols[lay.data_position(stripe, j)]
+                new = new_column(j, old)
+                if lay.parity == 1:
+                    xor_update(parity[0], old, new)
+                else:
+                    pq_update(parity[0], parity[1], j, old, new)
+            return lo, parity
+        need = [lay.data_position(stripe, j) for j in range(lay.k) if j not in covering]
+        cols = self._columns(set_, stripe, lo, hi, need) if need else {}
+        strips = []
+        for j in range(lay.k):
+            old = cols.get(lay.data_position(stripe, j))
+            strips.append(new_column(j, old) if j in touched else old)
+        return lo, [xor_parity(strips)] if lay.parity == 1 else list(pq_parity(strips))
