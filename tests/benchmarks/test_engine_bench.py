@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "engine.py"
 
 ROWS = (
@@ -20,6 +22,7 @@ ROWS = (
 )
 
 
+@pytest.mark.slow  # a benchmark process of several seconds
 def test_quick_run_prints_every_row_and_cleans_up(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--dir", str(tmp_path)],

@@ -403,7 +403,9 @@ class Backend:
         return [line.split()[0] for line in self.cli(f"volume select {volume} access show")[2:] if line[0] != " "]
 
 
-@pytest.fixture(params=["session", "subprocess"])
+# The subprocess transport starts one ``array-sim cli`` per command (half a
+# minute for the lifecycle): the whole suite runs it; the fast loop has the session.
+@pytest.fixture(params=["session", pytest.param("subprocess", marks=pytest.mark.slow)])
 def any_backend(request: pytest.FixtureRequest, tmp_path: Path, console: Any) -> Iterator[Backend]:
     directory = tmp_path / "g"
     if request.param == "session":

@@ -3,6 +3,9 @@
 Each process start costs a few hundred milliseconds, so set-up and checks that
 are not about the process itself go through an in-process session on the
 group between the processes (the group is closed again before the next one).
+The fast loop runs init, the exit codes, one verbatim word and the interactive
+session; the tests that start many processes are marked slow (the whole suite
+runs them).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def test_one_shot_success_and_error_exit_codes(gdir: Path, console: Any, local: 
     assert (quiet.returncode, quiet.stdout) == (0, "")
 
 
+@pytest.mark.slow
 def test_one_shot_words_and_whole_lines(gdir: Path, console: Any, local: Any) -> None:
     with local() as cli:
         cli.ok("volume create v1 1G")
@@ -103,7 +107,9 @@ def test_one_shot_words_and_whole_lines(gdir: Path, console: Any, local: Any) ->
         assert cli.values("volume select v1 show")["Description"] == "OpenStack Managed"
 
 
-@pytest.mark.parametrize("text", ["it's", 'say "hi"', "50% off"])
+@pytest.mark.parametrize(
+    "text", [pytest.param("it's", marks=pytest.mark.slow), 'say "hi"', pytest.param("50% off", marks=pytest.mark.slow)]
+)
 def test_one_shot_words_are_taken_verbatim(gdir: Path, console: Any, local: Any, text: str) -> None:
     """Each COMMAND word of ``array-sim cli`` is one argument, whatever quote characters it holds."""
     with local() as cli:
@@ -114,6 +120,7 @@ def test_one_shot_words_are_taken_verbatim(gdir: Path, console: Any, local: Any,
         assert cli.values("volume select v1 show")["Description"] == text
 
 
+@pytest.mark.slow
 def test_one_shot_confirmation_reads_the_answer_from_stdin(gdir: Path, console: Any, local: Any, helpers: Any) -> None:
     with local() as cli:
         cli.ok("volume create v1 1G")
@@ -140,6 +147,7 @@ def test_one_shot_confirmation_reads_the_answer_from_stdin(gdir: Path, console: 
     assert console.cli(gdir, "volume", "delete", "v2").stdout == "Volume deletion succeeded.\n"
 
 
+@pytest.mark.slow
 def test_one_shot_yes_answers_the_question(gdir: Path, console: Any, local: Any) -> None:
     """``array-sim cli --yes`` confirms without reading stdin (a script's /dev/null)."""
     with local() as cli:
@@ -155,6 +163,7 @@ def test_one_shot_yes_answers_the_question(gdir: Path, console: Any, local: Any)
     assert refused.returncode == 1 and refused.stdout.startswith("% Error - "), refused
 
 
+@pytest.mark.slow
 def test_cli_settings_persist_across_processes_per_account(gdir: Path, console: Any, local: Any) -> None:
     chunks = console.interactive(gdir, ["cli-settings formatoutput off", "cli-settings confirmation off"])
     assert [out for _, out in chunks] == [[], [], [""]]  # end of input: a final newline
@@ -219,6 +228,7 @@ def test_interactive_banner_and_end_of_input(gdir: Path, console: Any) -> None:
     assert result.stdout.count("group-0> ") == 2
 
 
+@pytest.mark.slow
 def test_cli_without_a_group(tmp_path: Path, console: Any) -> None:
     missing = tmp_path / "nothing-here"
     for words in (["volume", "show"], []):
@@ -230,6 +240,7 @@ def test_cli_without_a_group(tmp_path: Path, console: Any) -> None:
     assert not missing.exists()
 
 
+@pytest.mark.slow
 def test_cli_on_a_group_open_in_another_process(gdir: Path, console: Any) -> None:
     with Group.open(gdir):
         for words in (["volume", "show"], []):
@@ -242,6 +253,7 @@ def test_cli_on_a_group_open_in_another_process(gdir: Path, console: Any) -> Non
     assert console.lines(gdir, "whoami") == ["grpadmin"]
 
 
+@pytest.mark.slow
 def test_refused_commands_change_nothing_across_processes(gdir: Path, console: Any, local: Any, helpers: Any) -> None:
     with local() as cli:
         cli.ok("volume create v1 1G")

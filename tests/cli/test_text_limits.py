@@ -154,6 +154,7 @@ def test_snap_reserve_cannot_drop_below_what_snapshots_hold(world: Any, helpers:
     assert world.values("volume select v3 show")["Snap-Reserve"] == "50%"
 
 
+@pytest.mark.slow  # ten array-sim processes; the refusals themselves run in-process above
 def test_one_shot_refusals_through_the_real_command(tmp_path: Any, console: Any, helpers: Any) -> None:
     """``array-sim cli`` from a shell: one error line, exit 1, nothing stored (argv words and a whole line)."""
     from array_sim import Group

@@ -9,6 +9,7 @@ of ``array_sim/member_store.py`` through the ``SlotStore`` protocol only.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -19,6 +20,7 @@ from array_sim.units import PAGE_SIZE
 __all__ = ["SlotStoreContract"]
 
 
+@functools.lru_cache(maxsize=16)  # the same 15 MiB patterns serve every store and policy (bytes: immutable)
 def _pattern(seed: int, length: int) -> bytes:
     return random.Random(seed).randbytes(length)
 

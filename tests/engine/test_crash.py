@@ -671,6 +671,10 @@ def base_seed() -> int:
 # --------------------------------------------------------------------- tests
 
 
+# The kill -9 cycles take half a minute each: the whole suite runs them. The
+# fast loop keeps the quick real-process kill -9 tests below (the writer killed
+# while it holds the group, and killed right after a flush), each verified.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variant", "kills", "extra"),
     [("plain", 6, ()), ("flushing", 4, ("--flush-every", "7"))],
@@ -688,6 +692,7 @@ def test_kill9_reopen_verify_cycles(tmp_path: Path, variant: str, kills: int, ex
     assert harness.stats.acked > 30
 
 
+@pytest.mark.slow
 def test_kill9_at_engine_io_points(tmp_path: Path) -> None:
     """The writer SIGKILLs itself exactly before, inside or after an engine I/O step; nothing acked is lost.
 

@@ -8,10 +8,12 @@ touched range (a write that leaks into a snapshot or a clone shows there), and
 now and then every byte of every object is compared. Failing requests are
 checked to change nothing, in the data or in the catalog.
 
-Run length comes from ``HYPOTHESIS_PROFILE``: ``ci`` (default, under a minute
-and a half, reports failures unshrunk) or ``thorough`` (more and longer runs,
-shrinks failures; run it to get a short reproduction of a failure the default
-run found, since the failing example is replayed first).
+Two tests run the same machine: ``TestEngineModel`` in the fast loop (profile
+``quick``: a few short runs, seconds) and ``test_engine_model_full``, marked slow,
+in the whole suite (profile ``ci``: under a minute and a half). Both report
+failures unshrunk. ``HYPOTHESIS_PROFILE`` overrides both: ``thorough`` (more and
+longer runs, shrinks failures; run it to get a short reproduction of a failure
+the default run found, since the failing example is replayed first).
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from array_sim import DeviceOffline, Group, InvalidRequest, OutOfRange, WriteProtected
 from array_sim.space import SpaceAccounting
@@ -49,6 +58,14 @@ VOLUME_SIZES = st.one_of(
 )
 
 _PROFILES = {
+    # The fast loop's run: the same machine, fewer and shorter programs.
+    "quick": settings(
+        max_examples=6,
+        stateful_step_count=30,
+        deadline=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    ),
     # No shrinking in the default run: a failure here costs minutes of
     # shrinking; the saved example replays at once under "thorough", which shrinks.
     "ci": settings(
@@ -67,9 +84,8 @@ _PROFILES = {
 }
 
 
-
-def _profile() -> settings:
-    name = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+def _profile(default: str) -> settings:
+    name = os.environ.get("HYPOTHESIS_PROFILE", default)
     return _PROFILES[name] if name in _PROFILES else settings.get_profile(name)
 
 
@@ -539,5 +555,11 @@ class EngineMachine(RuleBasedStateMachine):
         self.compare_everything()
 
 
-EngineMachine.TestCase.settings = _profile()
+EngineMachine.TestCase.settings = _profile("quick")
 TestEngineModel = EngineMachine.TestCase
+
+
+@pytest.mark.slow
+def test_engine_model_full() -> None:
+    """The whole suite's run of the machine: the ``ci`` profile (40 programs of 50 steps)."""
+    run_state_machine_as_test(EngineMachine, settings=_profile("ci"))
