@@ -19,8 +19,13 @@ Rules of this module:
    from a coroutine. ``submit_batch`` calls ``done`` on the loop with the
    results (or the exception raised) in order.
 4. Background work (``submit_background``) is a step function returning
-   True while it has more to do; a step runs only when no call waits, or
-   after every ``BACKGROUND_EVERY`` calls, so I/O latency stays low.
+   True while it has more to do. Once no call has come for ``IDLE_AFTER``,
+   steps run back to back. Until then background work gets at most
+   ``BACKGROUND_SHARE`` of the worker's time: after a step that took d
+   seconds the next one waits d * (1 - share) / share seconds, spent on
+   calls or waiting for them (md's rebuild that slows to its minimum while
+   there is other I/O), so a reconstruction neither stops nor swamps the
+   initiators.
 5. The worker and the loop share the GIL: the process's switch interval is
    set to ``SWITCH_INTERVAL`` so that the loop, when it has work, waits at
    most that long for a worker busy in Python.
@@ -39,25 +44,33 @@ import concurrent.futures
 import logging
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["EngineOwner", "BACKGROUND_EVERY"]
+__all__ = ["EngineOwner", "BACKGROUND_SHARE"]
 
 log = logging.getLogger("array_sim.owner")
 
 #: How long the worker may hold the GIL while the loop waits for it (rule 5); Python's default is 5 ms.
 SWITCH_INTERVAL = 0.0005
-#: Calls run between two background steps while calls keep coming (rule 4).
-BACKGROUND_EVERY = 32
+#: The most of the worker's time background steps take while calls keep coming (rule 4).
+BACKGROUND_SHARE = 0.25
+#: Seconds without a call after which background steps run back to back (rule 4).
+IDLE_AFTER = 0.05
 
 
 class EngineOwner:
     """The worker thread that owns the group (rule 1)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float] = time.perf_counter) -> None:
         self.loop = loop
+        #: Measures calls and steps for the background share (rule 4); tests pass their own.
+        self._clock = clock
+        #: When the last call ended, and the earliest a background step may start while busy (rule 4).
+        self._last_call = float("-inf")
+        self._next_step = 0.0
         #: Run on the loop once after each batch of completions (rule 2).
         self.delivered: list[Callable[[], None]] = []
         self._calls: deque[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]]] = deque()
@@ -139,17 +152,29 @@ class EngineOwner:
     # -------------------------------------------------------------- worker
 
     def _work(self) -> None:
-        since_step = 0
         while True:
             with self._wake:
-                while not self._calls and not self._background and not self._stopping:
-                    self._wake.wait()
+                while not self._calls and not self._stopping:
+                    if self._background:
+                        wait = self._step_wait()
+                        if wait <= 0:
+                            break
+                        self._wake.wait(wait)
+                    else:
+                        self._wake.wait()
                 if self._stopping and not self._calls:
                     return
             with self._running:  # taken before the batch, so nothing inlined overtakes it (rule 6)
-                since_step = self._run_batch(since_step)
+                self._run_batch()
 
-    def _run_batch(self, since_step: int) -> int:
+    def _step_wait(self) -> float:
+        """Seconds until a background step may run (0 or less: now), by rule 4."""
+        now = self._clock()
+        if now - self._last_call >= IDLE_AFTER:
+            return 0.0
+        return min(self._next_step - now, self._last_call + IDLE_AFTER - now)
+
+    def _run_batch(self) -> None:
         with self._wake:
             batch = list(self._calls)
             self._calls.clear()
@@ -160,24 +185,24 @@ class EngineOwner:
             except BaseException as raised:  # handed to the submitter
                 result, error = None, raised
             finish(result, error)
-            since_step += 1
-            if since_step >= BACKGROUND_EVERY and self._background:
+            self._last_call = self._clock()
+            if self._background and self._clock() >= self._next_step:
                 self._step()
-                since_step = 0
         if self._pending:
             self.loop.call_soon_threadsafe(self._deliver, self._pending)
         if not batch and self._background:
-            self._step()  # idle: background work goes on (rule 4)
-            since_step = 0
-        return since_step
+            self._step()  # no call came while the step waited (rule 4)
 
     def _step(self) -> None:
         step = self._background.popleft()
+        start = self._clock()
         try:
             more = step()
         except Exception:
             log.exception("background step failed; it is not run again")
-            return
+            more = False
+        end = self._clock()
+        self._next_step = end + (end - start) * (1 - BACKGROUND_SHARE) / BACKGROUND_SHARE
         if more:
             self._background.append(step)
 
