@@ -13,17 +13,35 @@ Rules of this module:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Disk", "DiskIO", "FAILED", "LatentError", "ONLINE", "SPARE"]
+__all__ = ["Disk", "DiskIO", "FAILED", "LatentError", "ONLINE", "SPARE", "runs"]
 
 #: A disk's status, in EQLMEMBER-MIB eqlDiskStatus names.
 ONLINE, SPARE, FAILED = "on-line", "spare", "failed"
 
 #: A planned disk transfer: (physical disk, disk offset, the bytes to write or the buffer to fill).
 DiskIO = tuple[int, int, memoryview | np.ndarray]
+
+
+def runs(transfers: list[DiskIO]) -> Iterator[tuple[int, int, list[memoryview | np.ndarray]]]:
+    """``transfers`` as runs (disk, offset, buffers): each buffer lies right after the one before it
+    on that disk, so a run is one ``preadv`` or ``pwritev``. Sorts ``transfers`` in place."""
+    transfers.sort(key=lambda t: (t[0], t[1]))
+    i = 0
+    while i < len(transfers):
+        disk, offset, first = transfers[i]
+        buffers = [first]
+        end = offset + len(first)
+        i += 1
+        while i < len(transfers) and transfers[i][0] == disk and transfers[i][1] == end:
+            buffers.append(transfers[i][2])
+            end += len(transfers[i][2])
+            i += 1
+        yield disk, offset, buffers
 
 
 class LatentError(OSError):
@@ -73,7 +91,7 @@ class Disk:
         if os.preadv(self._fd, [buffer], offset) != len(buffer):
             raise OSError(f"short read from {self.path}")
 
-    def read_many(self, offset: int, buffers: list[memoryview]) -> None:
+    def read_many(self, offset: int, buffers: list[memoryview | np.ndarray]) -> None:
         """Fill ``buffers`` one after another from ``offset`` (one ``preadv``); LatentError as ``read``."""
         total = sum(len(b) for b in buffers)
         if self.bad_in(offset, total):

@@ -55,7 +55,7 @@ from ..errors import InvalidRequest
 from ..member_store import EventSink, MemberOffline, StoreHealth, check_range
 from ..units import PAGE_SIZE
 from . import superblock
-from .disks import FAILED, ONLINE, SPARE, Disk, DiskIO, LatentError
+from .disks import FAILED, ONLINE, SPARE, Disk, DiskIO, LatentError, runs
 from .errors import UnrecoverableRead
 from .layout import STRIP, Layout, Piece, disk_bytes_for
 from .maintenance import Maintenance
@@ -387,7 +387,8 @@ class RaidStore(StripeWrites, Maintenance):
                     direct.append((d, disk_offset, view[pc.buffer_offset : pc.buffer_offset + pc.length]))
                     continue
             rebuilt.append(pc)
-        self._read_runs(direct)
+        for disk, offset, buffers in runs(direct):  # one preadv per run of adjacent strips of a disk
+            self._disks[disk].read_many(offset, buffers)
         for pc in rebuilt:
             pos = lay.data_position(pc.stripe, pc.index)
             lo, hi = pc.start & ~7, (pc.start + pc.length + 7) & ~7
@@ -395,17 +396,3 @@ class RaidStore(StripeWrites, Maintenance):
             view[pc.buffer_offset : pc.buffer_offset + pc.length] = col[pc.start - lo : pc.start - lo + pc.length]
         return view.tobytes()
 
-    def _read_runs(self, reads: list[DiskIO]) -> None:
-        """Fill the buffers of ``reads``, one ``preadv`` per run of adjacent strips of a disk."""
-        reads.sort(key=lambda r: (r[0], r[1]))
-        i = 0
-        while i < len(reads):
-            disk, offset, first = reads[i]
-            buffers = [first]
-            end = offset + len(first)
-            i += 1
-            while i < len(reads) and reads[i][0] == disk and reads[i][1] == end:
-                buffers.append(reads[i][2])
-                end += len(reads[i][2])
-                i += 1
-            self._disks[disk].read_many(offset, buffers)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..member_store import check_range
-from .disks import ONLINE, DiskIO
+from .disks import ONLINE, DiskIO, runs
 from .errors import UnrecoverableRead
 from .layout import STRIP, Piece
 from .parity import pq_parity, pq_update, xor_parity, xor_update
@@ -80,19 +80,9 @@ class StripeWrites:
             for disk, offset, data in writes:
                 self._disks[disk].write(offset, data)
             return
-        writes.sort(key=lambda w: (w[0], w[1]))
-        i = 0
-        while i < len(writes):
-            disk, offset, first = writes[i]
-            buffers = [first]
-            end = offset + len(first)
-            i += 1
-            while i < len(writes) and writes[i][0] == disk and writes[i][1] == end:
-                buffers.append(writes[i][2])
-                end += len(writes[i][2])
-                i += 1
+        for disk, offset, buffers in runs(writes):
             if len(buffers) == 1:
-                self._disks[disk].write(offset, first)
+                self._disks[disk].write(offset, buffers[0])
             else:
                 self._disks[disk].write_many(offset, buffers)
 
