@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from array_sim import Group
+from array_sim.member_admin import DEFAULT_RAID_POLICY
 from array_sim.units import GiB
 from firmware_model.cli.session import Session
 
@@ -135,9 +136,18 @@ def group_state(group: Group, account: str = "grpadmin") -> dict[str, object]:
 
 
 @pytest.fixture
-def group(tmp_path: Path) -> Iterator[Group]:
-    """A fresh group: pool ``default`` with one 10GB member, group IP 10.1.2.3."""
-    g = Group.init(tmp_path / "g", member_size=10 * GiB, group_ip="10.1.2.3")
+def raid_policy() -> str:
+    """The RAID policy of the ``group`` fixture's member: the default (RAID 6 over 12 disks).
+
+    A module that tests no RAID overrides this fixture with ``"file"`` (one sparse file).
+    """
+    return DEFAULT_RAID_POLICY
+
+
+@pytest.fixture
+def group(tmp_path: Path, raid_policy: str) -> Iterator[Group]:
+    """A fresh group: pool ``default`` with one 10GB member (of ``raid_policy``), group IP 10.1.2.3."""
+    g = Group.init(tmp_path / "g", member_size=10 * GiB, group_ip="10.1.2.3", raid_policy=raid_policy)
     try:
         yield g
     finally:

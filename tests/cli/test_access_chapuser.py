@@ -5,6 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
+from array_sim.member_admin import FILE_LAYOUT
+
+
+@pytest.fixture
+def raid_policy() -> str:
+    """No RAID is tested here: the ``group`` fixture's member is one sparse file (quicker to make, flush and delete)."""
+    return FILE_LAYOUT
+
 ACCESS_HEADER = [
     "ID  Initiator                     Ipaddress       AuthMethod UserName   Apply-To",
     "--- ----------------------------- --------------- ---------- ---------- --------",

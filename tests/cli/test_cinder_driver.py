@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from array_sim import Group
+from array_sim.member_admin import FILE_LAYOUT
 from array_sim.units import GiB
 from firmware_model.cli.session import Session
 
@@ -409,7 +410,7 @@ class Backend:
 def any_backend(request: pytest.FixtureRequest, tmp_path: Path, console: Any) -> Iterator[Backend]:
     directory = tmp_path / "g"
     if request.param == "session":
-        Group.init(directory, member_size=10 * GiB, group_ip=GROUP_IP).close()
+        Group.init(directory, member_size=10 * GiB, group_ip=GROUP_IP, raid_policy=FILE_LAYOUT).close()
     else:
         console.init(directory, "--member-size", "10GB", "--group-ip", GROUP_IP)
     be = Backend(request.param, directory, console)
@@ -421,8 +422,9 @@ def any_backend(request: pytest.FixtureRequest, tmp_path: Path, console: Any) ->
 
 @pytest.fixture
 def backend(tmp_path: Path, console: Any) -> Iterator[Backend]:
+    """The session transport on a group whose member is one sparse file (the driver sees no RAID)."""
     directory = tmp_path / "g"
-    Group.init(directory, member_size=10 * GiB, group_ip=GROUP_IP).close()
+    Group.init(directory, member_size=10 * GiB, group_ip=GROUP_IP, raid_policy=FILE_LAYOUT).close()
     be = Backend("session", directory, console)
     try:
         yield be

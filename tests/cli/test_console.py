@@ -3,8 +3,8 @@
 Each process start costs a few hundred milliseconds, so set-up and checks that
 are not about the process itself go through an in-process session on the
 group between the processes (the group is closed again before the next one).
-The fast loop runs init, the exit codes, one verbatim word and the interactive
-session; the tests that start many processes are marked slow (the whole suite
+The fast loop runs the exit codes, one verbatim word and the interactive
+session; the tests that start more processes are marked slow (the whole suite
 runs them).
 """
 
@@ -49,6 +49,7 @@ def local(gdir: Path, helpers: Any) -> Any:
     return opened
 
 
+@pytest.mark.slow
 def test_init_creates_a_group_once(tmp_path: Path, console: Any, helpers: Any) -> None:
     directory = tmp_path / "new"
     result = console.run(

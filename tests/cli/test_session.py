@@ -6,6 +6,14 @@ from typing import Any
 
 import pytest
 
+from array_sim.member_admin import FILE_LAYOUT
+
+
+@pytest.fixture
+def raid_policy() -> str:
+    """No RAID is tested here: the ``group`` fixture's member is one sparse file (quicker to make, flush and delete)."""
+    return FILE_LAYOUT
+
 
 def test_prompt_and_empty_lines(cli: Any) -> None:
     assert cli.prompt == "group-0> "

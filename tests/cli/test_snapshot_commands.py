@@ -11,9 +11,16 @@ from typing import Any
 import pytest
 
 from array_sim import Group
+from array_sim.member_admin import FILE_LAYOUT
 from array_sim.units import GiB
 
 SNAP_HEADER = "Name                      Permission Status  Connections"
+
+
+@pytest.fixture
+def raid_policy() -> str:
+    """No RAID is tested here: the ``group`` fixture's member is one sparse file (quicker to make, flush and delete)."""
+    return FILE_LAYOUT
 SNAP_DASHES = "------------------------- ---------- ------- -----------"
 WHEN = datetime(2024, 1, 2, 3, 4, 5)
 

@@ -11,9 +11,16 @@ from typing import Any
 
 import pytest
 
+from array_sim.member_admin import FILE_LAYOUT
 from array_sim.naming import TEXT_LIMITS
 
 IQN = "iqn.1993-08.org.debian:01:host1"
+
+
+@pytest.fixture
+def raid_policy() -> str:
+    """No RAID is tested here: the ``group`` fixture's member is one sparse file (quicker to make, flush and delete)."""
+    return FILE_LAYOUT
 
 #: (command, words the error must contain)
 REFUSED = [

@@ -7,6 +7,14 @@ from typing import Any
 
 import pytest
 
+from array_sim.member_admin import FILE_LAYOUT
+
+
+@pytest.fixture
+def raid_policy() -> str:
+    """No RAID is tested here: the ``group`` fixture's member is one sparse file (quicker to make, flush and delete)."""
+    return FILE_LAYOUT
+
 VOLUME_INFO_KEYS = [
     # The Cinder doc sample (ps-cli.md 2.3), in its order.
     "Name", "Size", "VolReserve", "VolReserveInUse", "ReplReserveInUse", "iSCSI Alias", "iSCSI Name",

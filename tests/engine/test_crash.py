@@ -672,8 +672,8 @@ def base_seed() -> int:
 
 
 # The kill -9 cycles take half a minute each: the whole suite runs them. The
-# fast loop keeps the quick real-process kill -9 tests below (the writer killed
-# while it holds the group, and killed right after a flush), each verified.
+# fast loop keeps a quick real-process kill -9 test below (the writer killed
+# while it holds the group, then the group verified against the model).
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("variant", "kills", "extra"),
@@ -788,6 +788,7 @@ def test_flush_fsyncs_and_data_reads_back(tmp_path: Path, monkeypatch: pytest.Mo
         assert group.device("vol", "snap").read(0, 3 * PAGE_SIZE // 512) == data
 
 
+@pytest.mark.slow  # a writer of 150 operations, several seconds; the flush itself is checked in-process above
 def test_flush_then_kill9(tmp_path: Path) -> None:
     """A writer that flushes (Group.flush) and dies by kill -9 right after: all data and the catalog are there.
 

@@ -60,8 +60,8 @@ VOLUME_SIZES = st.one_of(
 _PROFILES = {
     # The fast loop's run: the same machine, fewer and shorter programs.
     "quick": settings(
-        max_examples=6,
-        stateful_step_count=30,
+        max_examples=4,
+        stateful_step_count=25,
         deadline=None,
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -273,9 +273,25 @@ def _rmw_cases(draw: st.DrawFn) -> tuple[int, int, list[tuple[int, int, int, int
     return k, size, writes, lost
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+RmwCase = tuple[int, int, list[tuple[int, int, int, int]], tuple[int, ...]]
+_RMW = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+
+
+@settings(max_examples=50, **_RMW)
 @given(_rmw_cases())
-def test_rmw_history_then_recovery(case: tuple[int, int, list[tuple[int, int, int, int]], tuple[int, ...]]) -> None:
+def test_rmw_history_then_recovery(case: RmwCase) -> None:
+    """The fast loop's run: 50 histories; the whole suite also runs 150 (``..._full``)."""
+    _rmw_history_then_recovery(case)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, **_RMW)
+@given(_rmw_cases())
+def test_rmw_history_then_recovery_full(case: RmwCase) -> None:
+    _rmw_history_then_recovery(case)
+
+
+def _rmw_history_then_recovery(case: RmwCase) -> None:
     """After any history of partial writes, RMW parity equals a fresh encode and still recovers."""
     k, size, writes, lost = case
     data = _strips(k, size, seed=k * 7919 + size)

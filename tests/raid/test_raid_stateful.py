@@ -131,7 +131,7 @@ class RaidMachine(RuleBasedStateMachine):
 # The fast loop's run; the whole suite also runs test_raid_machine_long (300 programs of 50 steps).
 TestRaidMachine = RaidMachine.TestCase
 TestRaidMachine.settings = settings(
-    max_examples=25, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=15, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 

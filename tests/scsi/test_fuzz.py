@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -96,13 +97,25 @@ def commands(draw):
     return bytes(cdb), bytes([fill]) * size
 
 
-@settings(
-    max_examples=400,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(case=st.tuples(commands(), st.sampled_from(["thin", "thick", "ro"]), st.booleans()))
+_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+_CASES = st.tuples(commands(), st.sampled_from(["thin", "thick", "ro"]), st.booleans())
+
+
+@settings(max_examples=100, **_FUZZ)
+@given(case=_CASES)
 def test_random_commands_never_raise_and_never_change_data_unless_they_succeed(volumes, hosts, case):
+    """The fast loop's run: 100 commands; the whole suite also runs 400 (``..._full``)."""
+    _one_random_command(volumes, hosts, case)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, **_FUZZ)
+@given(case=_CASES)
+def test_random_commands_never_raise_and_never_change_data_unless_they_succeed_full(volumes, hosts, case):
+    _one_random_command(volumes, hosts, case)
+
+
+def _one_random_command(volumes, hosts, case):
     (cdb, data_out), kind, second = case
     lu = volumes.lu(kind)
     if not isinstance(lu.device, Spy):
