@@ -31,7 +31,7 @@ from .catalog import Catalog
 from .errors import GroupLocked, InvalidRequest, NotFound
 from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MEMBER_OFFLINE, MemberAdmin
 from .migrations import migrate
-from .naming import valid_object_name
+from .naming import check_text, valid_object_name
 from .pages import PageTables, PhysPage
 from .pool import Placement, pool_named
 from .records import Snapshot, Volume, load_rows, update_row
@@ -44,6 +44,8 @@ from .volume_device import VolumeDevice
 __all__ = ["Group", "default_group_dir"]
 
 DEFAULT_MEMBER_SIZE = 100 * GiB
+#: Group parameters that are free text, and their row of ``naming.TEXT_LIMITS``.
+_GROUP_TEXT_FIELDS = {"description": "description", "target_auth_username": "chap_user"}
 
 
 def default_group_dir() -> Path:
@@ -193,6 +195,10 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
         return int(self.catalog.param("group_id") or 0)
 
     def set_group_param(self, key: str, value: str) -> None:
+        """A group parameter (``grpparams``); the texts get their limits (``naming.TEXT_LIMITS``)."""
+        field = _GROUP_TEXT_FIELDS.get(key)
+        if field is not None:
+            check_text(field, value)
         self.catalog.set_param(key, value)
 
     def log_event(self, level: str, message: str, member: str = "") -> None:

@@ -44,6 +44,8 @@ REFUSED = [
     ("volume rename v1 " + "v" * 64, ["volume name", "63"]),
     ("volume select v1 snapshot rename s1 " + "s" * 128, ["snapshot name", "127"]),
     ("pool create " + "p" * 64, ["pool name", "63"]),
+    ("grpparams description " + "d" * 128, ["description", "127 characters"]),
+    ("grpparams target-auth-username " + "u" * 64, ["CHAP user name", "63"]),
     # Digits of other scripts: int(), float() and \d take them; the array does not.
     ("volume create v2 \u0661\u0660GB", ["Invalid size"]),
     ("volume create v2 \uff11GB", ["Invalid size"]),
