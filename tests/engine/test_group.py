@@ -7,6 +7,7 @@ they were.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import subprocess
@@ -42,6 +43,7 @@ def group(tmp_path: Path) -> Iterator[Group]:
     group.close()
 
 
+@functools.lru_cache(maxsize=8)  # seeded, so the same bytes each call (bytes: immutable)
 def data(tag: int, length: int = CHUNK_SIZE) -> bytes:
     return random.Random(tag).randbytes(length)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ def group(tmp_path: Path) -> Group:
     group.close()
 
 
+@functools.lru_cache(maxsize=8)  # seeded, so the same bytes each call (bytes: immutable)
 def pattern(tag: int, length: int) -> bytes:
     """Data that differs for every tag and every position (seeded, so repeatable)."""
     return random.Random(tag).randbytes(length)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from pathlib import Path
@@ -21,20 +22,30 @@ from .test_raid_store import DISKS, make, policies
 SPAN = 3 * PAGE_SIZE  # bytes written in slots 0..2
 
 
-def _fill(store: RaidStore, seed: int = 1) -> bytes:
+@functools.lru_cache(maxsize=2)  # the same seeded bytes for every test (made once: 45 MiB of randbytes)
+def _fill_plan(seed: int) -> tuple[bytes, tuple[tuple[int, bytes], ...], bytes]:
+    """What ``_fill`` writes: three whole pages, then (position, bytes) writes; and the result."""
     rng = random.Random(seed)
     data = rng.randbytes(SPAN)
-    for slot in range(3):
-        store.write(slot, 0, data[slot * PAGE_SIZE : (slot + 1) * PAGE_SIZE])
-    # unaligned partial writes on top (read-modify-write and reconstruct-write paths)
     model = bytearray(data)
+    writes = []
     for _ in range(30):
         pos = rng.randrange(SPAN - 1)
         n = min(rng.randint(1, 300_000), SPAN - pos, PAGE_SIZE - pos % PAGE_SIZE)
         chunk = rng.randbytes(n)
-        store.write(pos // PAGE_SIZE, pos % PAGE_SIZE, chunk)
+        writes.append((pos, chunk))
         model[pos : pos + n] = chunk
-    return bytes(model)
+    return data, tuple(writes), bytes(model)
+
+
+def _fill(store: RaidStore, seed: int = 1) -> bytes:
+    data, writes, model = _fill_plan(seed)
+    for slot in range(3):
+        store.write(slot, 0, data[slot * PAGE_SIZE : (slot + 1) * PAGE_SIZE])
+    # unaligned partial writes on top (read-modify-write and reconstruct-write paths)
+    for pos, chunk in writes:
+        store.write(pos // PAGE_SIZE, pos % PAGE_SIZE, chunk)
+    return model
 
 
 def _read_all(store: RaidStore) -> bytes:
