@@ -8,7 +8,8 @@ Prints, from one run, on one core (numpy's element-wise loops are single-threade
 1. RAID 6 P+Q encode (``pq_parity``) of 8 data strips of 64 KiB per stripe, over a 32 MiB
    (cache-sized) and a 256 MiB working set of stripes, beside ``np.copyto`` of the same strips
    into a second buffer of the same size (memcpy), with the ratio encode/memcpy; RAID 5 XOR
-   (``xor_parity``) of the same stripes; and, when pyeclib is installed, ISA-L's RS encode
+   (``xor_parity``, numpy) of the same stripes, the P+Q encode on ISA-L when libisal2 is there
+   and again on numpy alone; and, when pyeclib is installed, ISA-L's RS encode
    through pyeclib (``isa_l_rs_vand``, the test oracle: its figure includes pyeclib's copies).
 2. 4 KiB RAID 6 read-modify-write (``pq_update``): microseconds per update.
 3. Two-data-strip recovery (``recover_pq`` with two data strips missing) over the 32 MiB set.
@@ -36,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from array_sim.raid import isal as kernels  # noqa: E402
 from array_sim.raid.parity import pq_parity, pq_update, recover_pq, xor_parity  # noqa: E402
 
 KiB = 1 << 10
@@ -61,14 +63,28 @@ def gib_per_s(op: Callable[[int], object], stripes: int) -> float:
     return stripes * STRIPE / (perf_counter() - started) / GiB
 
 
+def numpy_only(op: Callable[[int], object]) -> Callable[[int], object]:
+    """``op`` run on the numpy kernels even where ISA-L is loaded (``array_sim.raid.isal`` rule 1)."""
+
+    def run(s: int) -> object:
+        lib, kernels.LIB = kernels.LIB, None
+        try:
+            return op(s)
+        finally:
+            kernels.LIB = lib
+
+    return run
+
+
 def encode_section(working_sets: Sequence[int], reps: int) -> None:
     try:
         from pyeclib.ec_iface import ECDriver
     except ImportError:
-        isal = None
+        oracle = None
     else:
-        isal = ECDriver(k=K, m=2, ec_type="isa_l_rs_vand")
+        oracle = ECDriver(k=K, m=2, ec_type="isa_l_rs_vand")
     print(f"1. Encode, {K} data strips of {STRIP // KiB} KiB per stripe; GiB/s of data strips")
+    print(f"   (pq_parity runs on {'ISA-L (libisal2)' if kernels.LIB else 'numpy: libisal2 is missing'})")
     header = f"{'working set':<12} {'':<26} {'GiB/s':>24} {'memcpy GiB/s':>24} {'x/memcpy':>20}"
     print(header)
     rng = np.random.default_rng(2026)
@@ -76,17 +92,21 @@ def encode_section(working_sets: Sequence[int], reps: int) -> None:
         stripes = size // STRIPE
         data = rng.integers(0, 256, (stripes, K, STRIP), dtype=np.uint8)
         copy = np.empty_like(data)
-        blobs = [data[s].tobytes() for s in range(min(stripes, 64))] if isal is not None else []
-        rows: dict[str, list[float]] = {"RAID 6 P+Q (pq_parity)": [], "RAID 5 P (xor_parity)": []}
-        if isal is not None:
-            rows["ISA-L via pyeclib"] = []
+        blobs = [data[s].tobytes() for s in range(min(stripes, 64))] if oracle is not None else []
+        ops: dict[str, Callable[[int], object]] = {
+            "RAID 6 P+Q (pq_parity)": lambda s: pq_parity(data[s]),
+            "RAID 5 P (xor_parity)": lambda s: xor_parity(data[s]),
+        }
+        if kernels.LIB is not None:
+            ops["RAID 6 P+Q, numpy"] = numpy_only(lambda s: pq_parity(data[s]))
+        if oracle is not None:
+            ops["ISA-L via pyeclib"] = lambda s: oracle.encode(blobs[s % len(blobs)])
+        rows: dict[str, list[float]] = {name: [] for name in ops}
         memcpy: list[float] = []
         for _ in range(reps + 1):  # the first pass is untimed: it faults in the copy and the outputs
             memcpy.append(gib_per_s(lambda s: np.copyto(copy[s], data[s]), stripes))
-            rows["RAID 6 P+Q (pq_parity)"].append(gib_per_s(lambda s: pq_parity(data[s]), stripes))
-            rows["RAID 5 P (xor_parity)"].append(gib_per_s(lambda s: xor_parity(data[s]), stripes))
-            if isal is not None:
-                rows["ISA-L via pyeclib"].append(gib_per_s(lambda s: isal.encode(blobs[s % len(blobs)]), stripes))
+            for name, op in ops.items():
+                rows[name].append(gib_per_s(op, stripes))
         memcpy = memcpy[1:]
         rows = {name: values[1:] for name, values in rows.items()}
         label = f"{size // MiB} MiB"
@@ -94,7 +114,6 @@ def encode_section(working_sets: Sequence[int], reps: int) -> None:
             ratios = [v / m for v, m in zip(values, memcpy, strict=True)]
             print(f"{label:<12} {name:<26} {summary(values):>24} {summary(memcpy):>24} {summary(ratios):>20}")
             label = ""
-        del data, copy
 
 
 def rmw_section(reps: int, updates: int) -> None:

@@ -8,9 +8,11 @@ Rules of this module:
    and what ISA-L's ``pq_gen`` / ``gf_gen_rs_matrix`` (``isa_l_rs_vand``) produce, so parity written
    here can be checked by, or handed to, either of them.
 2. **ISA-L when the system has it, numpy otherwise, the same bytes either way.** With
-   ``libisal.so.2`` (``isal``), syndromes and products of 16 KiB or more by a constant are one
-   ISA-L ``ec_encode_data`` call (about three times numpy's speed here, measured in
-   ``benchmarks/raid_encode.py``). The numpy code computes Q with md's ``int.uc`` trick: Horner's
+   ``libisal.so.2`` (``isal``), RAID 6 syndromes and products of 16 KiB or more by a constant
+   are one ISA-L ``ec_encode_data`` call (about twice numpy's speed here, measured in
+   ``benchmarks/raid_encode.py``). Plain XOR stays in numpy, as fast as ISA-L on cache-sized
+   strips, except the XOR into a given buffer (``xor_parity(out=...)``, reconstruction's
+   megabyte-long strips), where one ISA-L pass beats a numpy pass per strip. The numpy code computes Q with md's ``int.uc`` trick: Horner's
    rule from the highest index (q = 2*q ^ D_i), where the multiply by 2 shifts every byte left by
    one and xors 0x1d into the bytes whose top bit fell off, byte-wise on whole uint8 arrays, in
    cache-sized chunks of the strips.
@@ -140,7 +142,7 @@ def _syndrome(
     numpy call; Q's row is multiplied by 2 between strips (Horner, highest index first).
     """
     present = [(i, d) for i, d in enumerate(strips) if d is not None]
-    if isal.LIB is not None and present:
+    if isal.LIB is not None and present and want_q:
         rows = ([(1,) * len(present)] if want_p else []) + ([tuple(_EXP[i] for i, _ in present)] if want_q else [])
         result = np.empty((len(rows), size), dtype=np.uint8)
         isal.encode(tuple(rows), [d for _, d in present], list(result))
