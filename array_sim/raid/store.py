@@ -134,6 +134,7 @@ class RaidStore(StripeWrites, Maintenance):
         #: Reads of several strips are assembled here, then copied out once: a buffer used again
         #: costs no page faults, where a new megabyte costs a fault per 4 KiB page.
         self._read_buffer = bytearray()
+        self._whole = self._is_whole()
         self._resync()
 
     # ------------------------------------------------------------------ lifecycle
@@ -210,6 +211,16 @@ class RaidStore(StripeWrites, Maintenance):
     def _save(self) -> None:
         superblock.save(self.directory, self._state())
         self._since_save = 0
+        self._whole = self._is_whole()
+
+    def _is_whole(self) -> bool:
+        """Every position of every set on-line and rebuilt, and nothing lost (``writes`` rule 4).
+
+        Kept in ``_whole``, refreshed by ``_save``: every change of these saves the superblock."""
+        stripes = self._layout.stripes
+        return not self._failed and not self._lost and all(
+            d is not None and self._status[d] == ONLINE and self._rebuilt[d] >= stripes for r in self._roles for d in r
+        )
 
     def flush(self) -> None:
         for i, disk in enumerate(self._disks):

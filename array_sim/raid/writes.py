@@ -10,6 +10,9 @@ Rules of this module:
    read-modify-write or reconstruct-write, whichever reads less (``store`` rule 2).
 3. **One system call per run**: the planned writes of a disk that follow each other on it (the same
    position of consecutive stripes) go out in one ``pwritev``.
+4. **A small write takes the short way**: inside one strip of a set that is whole (every position
+   on-line and rebuilt, nothing lost) it is read-modify-write of its columns with no plan at all,
+   falling back to the plan when a read meets a latent error.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..member_store import check_range
-from .disks import ONLINE, DiskIO, runs
+from .disks import ONLINE, DiskIO, LatentError, runs
 from .errors import UnrecoverableRead
 from .layout import STRIP, Piece
 from .parity import pq_parity, pq_update, xor_parity, xor_update
@@ -44,8 +47,11 @@ class StripeWrites:
         view = memoryview(data).cast("B")
         position = check_range(self.capacity_pages, slot, offset, len(view))
         self._check_online()
+        pieces = list(self._layout.pieces(position, len(view)))
+        if len(pieces) == 1 and self._whole and not self._layout.mirror and self._small_write(pieces[0], view):
+            return
         groups: dict[tuple[int, int], list[Piece]] = {}
-        for pc in self._layout.pieces(position, len(view)):
+        for pc in pieces:
             groups.setdefault((pc.set, pc.stripe), []).append(pc)
         marks = [set_ * self._layout.stripes + stripe for set_, stripe in groups]
         for mark in marks:
@@ -61,6 +67,42 @@ class StripeWrites:
             self._dirty[mark] = CLEAN
         if self._lost:
             self._forget_lost(groups)
+
+    def _small_write(self: RaidStore, pc: Piece, view: memoryview) -> bool:
+        """Read-modify-write of a write inside one strip of a whole set, with nothing planned (rule 4).
+
+        False, with nothing written, when a read meets a latent error: the caller then plans it.
+        """
+        lay = self._layout
+        roles = self._roles[pc.set]
+        data_disk = self._disks[roles[lay.data_position(pc.stripe, pc.index)]]  # type: ignore[index]
+        parity_disks = [self._disks[roles[p]] for p in lay.parity_positions(pc.stripe)]  # type: ignore[index]
+        lo, hi = pc.start & ~7, (pc.start + pc.length + 7) & ~7
+        at = pc.stripe * STRIP + lo
+        old, *parity = (np.empty(hi - lo, np.uint8) for _ in range(1 + len(parity_disks)))
+        try:
+            data_disk.read_into(at, memoryview(old))
+            for disk, col in zip(parity_disks, parity):
+                disk.read_into(at, memoryview(col))
+        except LatentError:
+            return False
+        chunk = view[pc.buffer_offset : pc.buffer_offset + pc.length]
+        if pc.start == lo and pc.length == hi - lo:
+            new = _u8(chunk)
+        else:
+            new = old.copy()
+            new[pc.start - lo : pc.start - lo + pc.length] = _u8(chunk)
+        if lay.parity == 1:
+            xor_update(parity[0], old, new)
+        else:
+            pq_update(parity[0], parity[1], pc.index, old, new)
+        mark = pc.set * lay.stripes + pc.stripe
+        self._dirty[mark] = DIRTY
+        data_disk.write(pc.stripe * STRIP + pc.start, chunk)
+        for disk, col in zip(parity_disks, parity):
+            disk.write(at, col)
+        self._dirty[mark] = CLEAN
+        return True
 
     def _forget_lost(self: RaidStore, groups: dict[tuple[int, int], list[Piece]]) -> None:
         """A data strip marked lost (rule 6) is whole again once a write covered all of it."""
