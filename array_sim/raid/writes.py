@@ -11,8 +11,9 @@ Rules of this module:
 3. **One system call per run**: the planned writes of a disk that follow each other on it (the same
    position of consecutive stripes) go out in one ``pwritev``.
 4. **A small write takes the short way**: inside one strip of a set that is whole (every position
-   on-line and rebuilt, nothing lost) it is read-modify-write of its columns with no plan at all,
-   falling back to the plan when a read meets a latent error.
+   on-line and rebuilt, nothing lost) it writes both copies of a mirror, or read-modify-writes its
+   columns and the parity's, with no plan at all, falling back to the plan when a read meets a
+   latent error.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class StripeWrites:
         position = check_range(self.capacity_pages, slot, offset, len(view))
         self._check_online()
         pieces = list(self._layout.pieces(position, len(view)))
-        if len(pieces) == 1 and self._whole and not self._layout.mirror and self._small_write(pieces[0], view):
+        if len(pieces) == 1 and self._whole and self._small_write(pieces[0], view):
             return
         groups: dict[tuple[int, int], list[Piece]] = {}
         for pc in pieces:
@@ -69,12 +70,21 @@ class StripeWrites:
             self._forget_lost(groups)
 
     def _small_write(self: RaidStore, pc: Piece, view: memoryview) -> bool:
-        """Read-modify-write of a write inside one strip of a whole set, with nothing planned (rule 4).
+        """A write inside one strip of a whole set, with nothing planned (rule 4): both copies of a
+        mirror, or read-modify-write of the columns of the strip and the parity.
 
         False, with nothing written, when a read meets a latent error: the caller then plans it.
         """
         lay = self._layout
         roles = self._roles[pc.set]
+        mark = pc.set * lay.stripes + pc.stripe
+        chunk = view[pc.buffer_offset : pc.buffer_offset + pc.length]
+        if lay.mirror:  # both copies, nothing to read
+            self._dirty[mark] = DIRTY
+            for d in roles:
+                self._disks[d].write(pc.stripe * STRIP + pc.start, chunk)  # type: ignore[index]
+            self._dirty[mark] = CLEAN
+            return True
         data_disk = self._disks[roles[lay.data_position(pc.stripe, pc.index)]]  # type: ignore[index]
         parity_disks = [self._disks[roles[p]] for p in lay.parity_positions(pc.stripe)]  # type: ignore[index]
         lo, hi = pc.start & ~7, (pc.start + pc.length + 7) & ~7
@@ -86,7 +96,6 @@ class StripeWrites:
                 disk.read_into(at, memoryview(col))
         except LatentError:
             return False
-        chunk = view[pc.buffer_offset : pc.buffer_offset + pc.length]
         if pc.start == lo and pc.length == hi - lo:
             new = _u8(chunk)
         else:
@@ -96,7 +105,6 @@ class StripeWrites:
             xor_update(parity[0], old, new)
         else:
             pq_update(parity[0], parity[1], pc.index, old, new)
-        mark = pc.set * lay.stripes + pc.stripe
         self._dirty[mark] = DIRTY
         data_disk.write(pc.stripe * STRIP + pc.start, chunk)
         for disk, col in zip(parity_disks, parity):
