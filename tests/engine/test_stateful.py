@@ -57,24 +57,25 @@ VOLUME_SIZES = st.one_of(
     st.integers(1, 3).map(lambda p: p * PAGE_SIZE), st.integers(1, 3 * PAGE_SIZE // MiB).map(lambda m: m * MiB)
 )
 
+
+
+def _without_shrinking(examples: int, steps: int) -> settings:
+    """No shrinking: a failure here costs minutes of shrinking; the saved example replays at once
+    under "thorough", which shrinks."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
 _PROFILES = {
     # The fast loop's run: the same machine, fewer and shorter programs.
-    "quick": settings(
-        max_examples=4,
-        stateful_step_count=25,
-        deadline=None,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    ),
-    # No shrinking in the default run: a failure here costs minutes of
-    # shrinking; the saved example replays at once under "thorough", which shrinks.
-    "ci": settings(
-        max_examples=40,
-        stateful_step_count=50,
-        deadline=None,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    ),
+    "quick": _without_shrinking(4, 25),
+    # The whole suite's run.
+    "ci": _without_shrinking(40, 50),
     "thorough": settings(
         max_examples=200,
         stateful_step_count=80,
