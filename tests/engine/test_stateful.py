@@ -58,7 +58,6 @@ VOLUME_SIZES = st.one_of(
 )
 
 
-
 def _without_shrinking(examples: int, steps: int) -> settings:
     """No shrinking: a failure here costs minutes of shrinking; the saved example replays at once
     under "thorough", which shrinks."""
