@@ -27,6 +27,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,19 +280,16 @@ class PageTables:
         for overlay_id in page.overlays:
             # Rule 2: overlays keep seeing the old contents of the chunks about to change.
             self._absorb(self.phys[overlay_id], c0, c1)
-        merge_head = offset % CHUNK_SIZE != 0 and not chunks.present(slot, c0)
-        merge_tail = end % CHUNK_SIZE != 0 and not chunks.present(slot, c1 - 1)
-        if merge_head or merge_tail:
-            start = c0 * CHUNK_SIZE if merge_head else offset
-            stop = c1 * CHUNK_SIZE if merge_tail else end
-            buffer = bytearray(stop - start)
-            if merge_head:
-                buffer[:CHUNK_SIZE] = self._read_layers(page, start, CHUNK_SIZE)
-            if merge_tail and not (merge_head and c1 - 1 == c0):
-                buffer[-CHUNK_SIZE:] = self._read_layers(page, stop - CHUNK_SIZE, CHUNK_SIZE)
-            buffer[offset - start : offset - start + len(data)] = data
-            data, offset = buffer, start
-        self.placement.store(page.address[0]).write(slot, offset, data)
+        store = self.placement.store(page.address[0])
+        store.write(slot, offset, data)
+        # A partial edge chunk the page lacks gets the rest of its bytes from the layers below before it is
+        # marked. Only those bytes are written: the data goes where it lies, never merged into a copy (a copy
+        # of a 15 MiB page piece held the GIL for milliseconds).
+        if offset % CHUNK_SIZE and not chunks.present(slot, c0):
+            start = c0 * CHUNK_SIZE
+            store.write(slot, start, self._read_layers(page, start, offset - start))
+        if end % CHUNK_SIZE and not chunks.present(slot, c1 - 1):
+            store.write(slot, end, self._read_layers(page, end, c1 * CHUNK_SIZE - end))
         chunks.mark(slot, c0, c1)
         if page.backing is not None and chunks.all_present(slot):
             with self.catalog.transaction():
@@ -363,6 +361,17 @@ class PageTables:
             self._unmap_ref(current)
 
     def flush(self) -> None:
+        """Make every chunk map durable with ``fdatasync`` of its file, not ``mmap.flush``.
+
+        On Linux the two write back the same pages (msync with MS_SYNC is an
+        fsync of the mapped range there), but CPython's ``mmap.flush`` holds
+        the GIL through the whole write-back (43 ms seen under load), which
+        stops every other thread; ``os.fdatasync`` releases it.
+        """
         for chunk_map in self.chunk_maps.values():
-            chunk_map.flush()
+            fd = os.open(chunk_map.path, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
 

@@ -14,6 +14,11 @@ Rules of this module:
    on-line and rebuilt, nothing lost) it writes both copies of a mirror, or read-modify-writes its
    columns and the parity's, with no plan at all, falling back to the plan when a read meets a
    latent error.
+5. **So do whole stripes in bulk**: on a whole parity member of one set (RAID 5, RAID 6), the
+   stripes a write covers entirely are encoded straight from the buffer and go out as one
+   run of the disk together with the partial stripes at either end (planned), with no per-strip
+   plan for them (which cost about a third of a 1 MiB write's time) and one system call per disk
+   (each call gives the GIL away and may wait to get it back).
 """
 
 from __future__ import annotations
@@ -48,26 +53,53 @@ class StripeWrites:
         view = memoryview(data).cast("B")
         position = check_range(self.capacity_pages, slot, offset, len(view))
         self._check_online()
-        pieces = list(self._layout.pieces(position, len(view)))
-        if len(pieces) == 1 and self._whole and self._small_write(pieces[0], view):
-            return
-        groups: dict[tuple[int, int], list[Piece]] = {}
-        for pc in pieces:
-            groups.setdefault((pc.set, pc.stripe), []).append(pc)
-        marks = [set_ * self._layout.stripes + stripe for set_, stripe in groups]
+        lay = self._layout
+        span = lay.k * STRIP
+        first, last = -(-position // span), (position + len(view)) // span
+        if last > first and self._whole and lay.sets == 1 and not lay.mirror:  # rule 5
+            head, stop = first * span - position, last * span - position
+            edges = [(position, view[:head]), (last * span, view[stop:])]
+        else:
+            first = last = head = stop = 0
+            edges = [(position, view)]
+        groups: dict[tuple[int, int], tuple[list[Piece], memoryview]] = {}
+        for start, part in edges:
+            for pc in lay.pieces(start, len(part)):
+                groups.setdefault((pc.set, pc.stripe), ([], part))[0].append(pc)
+        if last == first and len(groups) == 1 and self._whole:
+            ((pieces, part),) = groups.values()
+            if len(pieces) == 1 and self._small_write(pieces[0], part):
+                return
+        marks = [set_ * lay.stripes + stripe for set_, stripe in groups] + list(range(first, last))
         for mark in marks:
             self._dirty[mark] = DIRTY
         try:
-            writes = [w for (set_, stripe), pieces in groups.items() for w in self._plan(set_, stripe, pieces, view)]
+            writes = [w for (set_, stripe), (pcs, part) in groups.items() for w in self._plan(set_, stripe, pcs, part)]
         except UnrecoverableRead:
             for mark in marks:
                 self._dirty[mark] = CLEAN  # raised by the reads, before any disk was written
             raise
+        if last > first:
+            writes += self._whole_stripes(first, view[head:stop])
         self._apply(writes)
         for mark in marks:
             self._dirty[mark] = CLEAN
         if self._lost:
             self._forget_lost(groups)
+
+    def _whole_stripes(self: RaidStore, first: int, view: memoryview) -> list[DiskIO]:
+        """The disk writes of whole stripes ``first`` on of a whole one-set parity member (rule 5)."""
+        lay = self._layout
+        count = len(view) // (lay.k * STRIP)
+        data = _u8(view).reshape(count, lay.k, STRIP)
+        out: list[DiskIO] = []
+        for n, stripe in enumerate(data):
+            parity = [xor_parity(list(stripe))] if lay.parity == 1 else list(pq_parity(list(stripe)))
+            at = (first + n) * STRIP
+            for position, disk in enumerate(self._roles[0]):
+                role, index = lay.role(first + n, position)
+                out.append((disk, at, stripe[index] if role == "data" else parity[index]))  # type: ignore[arg-type]
+        return out
 
     def _small_write(self: RaidStore, pc: Piece, view: memoryview) -> bool:
         """A write inside one strip of a whole set, with nothing planned (rule 4): both copies of a
@@ -112,10 +144,10 @@ class StripeWrites:
         self._dirty[mark] = CLEAN
         return True
 
-    def _forget_lost(self: RaidStore, groups: dict[tuple[int, int], list[Piece]]) -> None:
+    def _forget_lost(self: RaidStore, groups: dict[tuple[int, int], tuple[list[Piece], memoryview]]) -> None:
         """A data strip marked lost (rule 6) is whole again once a write covered all of it."""
         changed = False
-        for (set_, stripe), pieces in groups.items():
+        for (set_, stripe), (pieces, _part) in groups.items():
             for pc in pieces:
                 key = (set_, stripe, self._layout.data_position(stripe, pc.index))
                 if pc.length == STRIP and key in self._lost:

@@ -50,6 +50,8 @@ from .task_management import lun_number
 from .tasks import TransferError, Work, WriteTask, data_in_bursts
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..scsi import Nexus, ScsiTarget
 
 __all__ = ["ScsiTasks"]
@@ -112,8 +114,8 @@ class ScsiTasks:
                 self.writes[pdu.itt] = task
                 self._solicit(task)
                 return
-        # Immediate data is used where it lies in the receive buffer: the command runs now.
-        self._execute(pdu.itt, lun, cdb, data, expected, reading=bool(pdu.flags & 0x40), writing=writing)
+        # Immediate data is copied out of the receive buffer, which is reused: the command runs later.
+        self._execute(pdu.itt, lun, cdb, bytes(data), expected, reading=bool(pdu.flags & 0x40), writing=writing)
 
     def _on_data_out(self, frame: Frame) -> None:
         pdu = DataOut.decode(frame.bhs, frame.ahs, frame.data)
@@ -133,7 +135,8 @@ class ScsiTasks:
             return
         if task.complete:
             del self.writes[task.itt]
-            self._execute(task.itt, task.lun, task.cdb, task.buffer, task.expected_length, False, True, task.r2t_sn)
+            self._execute(task.itt, task.lun, task.cdb, task.data, task.expected_length, False, True, task.r2t_sn,
+                          release=task.release())  # fmt: skip
         elif finished_r2t:
             self._solicit(task)
 
@@ -155,10 +158,14 @@ class ScsiTasks:
             )
 
     def _execute(
-        self, itt: int, lun: int, cdb: bytes, data_out: bytes | bytearray | memoryview, expected: int, reading: bool,
-        writing: bool, r2t_count: int = 0,
+        self, itt: int, lun: int, cdb: bytes, data_out: bytes | memoryview, expected: int, reading: bool,
+        writing: bool, r2t_count: int = 0, release: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
-        """Hand the command to the engine owner (rule 4); its residual is known from the CDB now."""
+        """Hand the command to the engine owner (rule 4); its residual is known from the CDB now.
+
+        ``data_out`` is the command's own (``tasks`` rule 4): never a view of the receive buffer;
+        ``release`` gives a write's pooled buffer back once the command has run (``tasks`` rules 2 and 4).
+        """
         scsi, nexus = self.scsi, self.nexus
         assert scsi is not None and nexus is not None
         residual = 0
@@ -169,15 +176,13 @@ class ScsiTasks:
                 flags, residual = OVERFLOW, needed - expected
             elif expected > needed:
                 flags, residual = UNDERFLOW, expected - needed
-        if isinstance(data_out, memoryview):
-            data_out = bytes(data_out)  # immediate data: out of the receive buffer, which is reused
         command = Command(cdb=cdb, data_out=data_out, nexus=nexus, lun=lun)
         opcode = cdb[0]
         quick = (opcode in _READS and expected <= QUICK_READ) or (
             opcode in _WRITES and not cdb[1] & 0x08 and len(data_out) <= QUICK_WRITE
         )
-        work = Work(itt, lun, lambda: scsi.execute(command), response=(expected, reading, writing, r2t_count, flags,
-                                                                       residual), quick=quick)  # fmt: skip
+        response = (expected, reading, writing, r2t_count, flags, residual)
+        work = Work(itt, lun, lambda: scsi.execute(command), response=response, quick=quick, release=release)
         self.running[itt] = work
         self._promised += expected if reading else 0
         self._submit(work)

@@ -4,8 +4,10 @@ flow control, pending tasks dropped with the connection, and why a login was ref
 
 from __future__ import annotations
 
+import mmap
 import struct
 
+from targets.iscsi import gather_pool
 from targets.iscsi.connection import OUTPUT_BUDGET, Connection
 from targets.iscsi.framing import encode_pdu
 from targets.iscsi.login import MAX_LOGIN_TEXT
@@ -20,7 +22,7 @@ from targets.iscsi.pdu import (
     TextRequest,
     TextResponse,
 )
-from targets.iscsi.tasks import WriteTask
+from targets.iscsi.tasks import Work, WriteTask
 from targets.scsi.dispatch import data_out_to_gather
 
 from .initiator import Initiator, MemoryLink, run_work
@@ -73,6 +75,67 @@ def test_unsolicited_data_past_what_is_gathered_is_awaited_not_kept():
     assert task.complete and bytes(task.buffer) == b"\x01" * 1024
 
 
+def test_a_large_write_takes_no_memory_until_data_comes_then_a_pooled_map():
+    pool = gather_pool.POOL
+    task = WriteTask.start(1, 0, write16(0, 65536), 32 << 20, 1, b"", gather=32 << 20, unsolicited=0)
+    assert task.buffer is None and bytes(task.data) == b""
+    (ttt, _sn, offset, length), *_ = task.next_r2ts(1 << 20, 1, iter(range(100, 200)).__next__)
+    task.accept(ttt, 0, 0, memoryview(b"x" * 8192))
+    assert isinstance(task.buffer, mmap.mmap) and len(task.buffer) == 32 << 20
+    assert bytes(task.data) == b"x" * 8192
+    data, release = task.data, task.release()
+    assert release is not None and task.buffer is None
+    held = pool.held
+    release()  # a view of it is still out: not recycled
+    assert pool.held == held
+    del data
+
+
+def test_a_recycled_buffer_never_shows_the_last_commands_bytes_in_a_gap():
+    pool = gather_pool.GatherPool()
+    first = pool.acquire(1 << 20)
+    first[:] = b"\xee" * len(first)
+    pool.release(first)
+    assert pool.held == 1 << 20 and pool.acquire(600 << 10) is first  # its size class, recycled
+    pool.release(first)
+    gather_pool.POOL, shared = pool, gather_pool.POOL
+    try:
+        task = WriteTask.start(1, 0, write16(0, 2048), 1 << 20, 1, b"", gather=1 << 20, unsolicited=0)
+        ((ttt, _sn, _offset, _length),) = task.next_r2ts(1 << 20, 1, iter(range(100, 200)).__next__)
+        # A hostile initiator skips the first 64 KiB and sends the next 64 KiB 16 times: DataSN in order,
+        # the R2T's byte count reached, the bytes it never sent left out.
+        for data_sn in range(16):
+            task.accept(ttt, data_sn, 65536, memoryview(b"y" * 65536))
+        assert task.complete and task.buffer is first
+        assert bytes(task.data) == bytes(65536) + b"y" * 65536
+    finally:
+        gather_pool.POOL = shared
+
+
+def test_the_pool_keeps_at_most_its_idle_bytes_and_lets_seen_buffers_go():
+    pool = gather_pool.GatherPool(idle_bytes=2 << 20)
+    buffers = [pool.acquire(1 << 20) for _ in range(4)]
+    assert len({id(b) for b in buffers}) == 4
+    seen = memoryview(buffers[0])
+    for buffer in buffers:
+        pool.release(buffer)
+    # The seen one is left to the garbage collector, two are kept, the last is over the limit: unmapped.
+    assert pool.held == 2 << 20
+    assert not buffers[0].closed and not buffers[1].closed and not buffers[2].closed and buffers[3].closed
+    assert {id(pool.acquire(1 << 20)) for _ in range(2)} == {id(buffers[1]), id(buffers[2])}
+    assert pool.held == 0 and pool.acquire(1 << 20) not in buffers
+    seen.release()
+
+
+def test_work_gives_its_buffer_back_after_the_call_even_when_aborted():
+    released = []
+    work = Work(1, 0, lambda: "ran", release=lambda: released.append(True))
+    assert work.run() == "ran" and released == [True] and work.call is None
+    aborted = Work(2, 0, lambda: "ran", release=lambda: released.append(True))
+    aborted.aborted = True
+    assert aborted.run() is None and released == [True, True]
+
+
 # ------------------------------------------------------ through a connection
 
 
@@ -81,7 +144,7 @@ def test_claimed_edtl_solicits_only_what_the_cdb_asks_and_reports_the_underflow(
     (r2t,) = ini.command(write16(0, 8), length=EDTL_MAX)
     assert isinstance(r2t, ReadyToTransfer) and (r2t.buffer_offset, r2t.desired_length) == (0, 4096)
     (connection_task,) = ini.link.connection.writes.values()
-    assert len(connection_task.buffer) == 0
+    assert connection_task.buffer is None  # nothing held until data comes
     (response,) = responses(ini.data_out(r2t.itt, r2t.ttt, 0, b"D" * 4096))
     assert response.status == 0 and response.flags & 0x02 and response.residual == EDTL_MAX - 4096
 
