@@ -13,6 +13,7 @@ from targets.iscsi.framing import encode_pdu
 from targets.iscsi.login import MAX_LOGIN_TEXT
 from targets.iscsi.pdu import (
     DataIn,
+    DataOut,
     LoginRequest,
     LoginResponse,
     ReadyToTransfer,
@@ -147,6 +148,34 @@ def test_claimed_edtl_solicits_only_what_the_cdb_asks_and_reports_the_underflow(
     assert connection_task.buffer is None  # nothing held until data comes
     (response,) = responses(ini.data_out(r2t.itt, r2t.ttt, 0, b"D" * 4096))
     assert response.status == 0 and response.flags & 0x02 and response.residual == EDTL_MAX - 4096
+
+
+def test_a_large_writes_map_goes_back_to_the_pool_and_the_next_write_reuses_it(group, portal, monkeypatch):
+    pool = gather_pool.GatherPool()
+    monkeypatch.setattr(gather_pool, "POOL", pool)
+    ini = logged_in(portal, group)
+    size = 256 * 1024  # over gather_pool.SMALLEST: gathered in a pooled map
+
+    def write(lba: int, fill: bytes) -> None:
+        replies = ini.command(write16(lba, size // 512), length=size)
+        solicited = [r for r in replies if isinstance(r, ReadyToTransfer)]
+        while solicited:
+            r2t = solicited.pop(0)
+            end = r2t.buffer_offset + r2t.desired_length
+            for data_sn, offset in enumerate(range(r2t.buffer_offset, end, 8192)):
+                replies = ini.exchange(DataOut(flags=0x80 if offset + 8192 >= end else 0, itt=r2t.itt, ttt=r2t.ttt,
+                                               exp_stat_sn=ini.exp_stat_sn, data_sn=data_sn, buffer_offset=offset,
+                                               data=fill * 8192))  # fmt: skip
+                solicited += [r for r in replies if isinstance(r, ReadyToTransfer)]
+        assert responses(replies)[-1].status == 0
+
+    write(0, b"A")
+    assert pool.held == size  # given back once the command ran
+    (kept,) = [buffer for buffers in pool._idle.values() for buffer in buffers]
+    write(size // 512, b"B")
+    assert pool.held == size and pool._idle[size] == [kept]  # the same map, recycled
+    data = b"".join(bytes(p.data) for p in ini.command(read10(0, 2 * size // 512), read=2 * size) if p.data)
+    assert data == b"A" * size + b"B" * size
 
 
 def test_write16_of_ffffffff_blocks_is_an_invalid_cdb_field_with_a_clamped_residual(group, portal):
