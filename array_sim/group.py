@@ -31,9 +31,10 @@ from .catalog import Catalog
 from .errors import GroupLocked, InvalidRequest, NotFound
 from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MEMBER_OFFLINE, MemberAdmin
 from .migrations import migrate
-from .naming import check_text, valid_object_name
+from .naming import check_text
 from .pages import PageTables, PhysPage
-from .pool import Placement, pool_named
+from .pool import DEFAULT_POOL, Placement, pool_named
+from .pool_admin import PoolAdmin
 from .records import Snapshot, Volume, load_rows, update_row
 from .snapshot_admin import SnapshotAdmin
 from .space import SpaceAccounting, percent_of
@@ -71,7 +72,7 @@ def _merge(current: dict[int, R], rows: list[R]) -> dict[int, R]:
     return merged
 
 
-class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
+class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin):
     """An open PS Series group. Only one process may have a group open at a time."""
 
     def __init__(self, directory: Path, clock: Callable[[], datetime] = datetime.now) -> None:
@@ -142,11 +143,11 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
                 ("created", clock().isoformat(timespec="seconds")),
             ):
                 db.execute("INSERT INTO group_params VALUES (?, ?)", (key, value))
-            db.execute("INSERT INTO pools (name) VALUES ('default')")
+            db.execute("INSERT INTO pools (name) VALUES (?)", (DEFAULT_POOL,))
         catalog.close()
         group = cls(directory, clock)
         try:
-            group.add_member("member-1", member_size, "default", disks, raid_policy)
+            group.add_member("member-1", member_size, DEFAULT_POOL, disks, raid_policy)
         except BaseException:
             group.close()
             (directory / Catalog.FILE_NAME).unlink()
@@ -219,15 +220,6 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin):
 
     def pool_id(self, name: str) -> int:
         return pool_named(self.pools, name)
-
-    def create_pool(self, name: str) -> None:
-        if not valid_object_name(name):
-            raise InvalidRequest(f"Invalid pool name '{name}'; use up to 63 letters, digits, '.', '-' or ':'.")
-        if name in self.pools.values():
-            raise InvalidRequest(f"Pool {name} already exists.")
-        with self.catalog.transaction() as db:
-            pool_id = int(db.execute("INSERT INTO pools (name) VALUES (?)", (name,)).lastrowid or 0)
-        self.pools[pool_id] = name
 
     def add_member(
         self, name: str, size: int, pool: str, disks: int = DEFAULT_DISKS, raid_policy: str = DEFAULT_RAID_POLICY

@@ -31,6 +31,7 @@ from .member_store import FileStore, SlotStore, StoreHealth
 from .naming import valid_object_name
 from .pages import PageTables
 from .pool import Placement, pool_named
+from .pool_admin import check_member_room
 from .raid.layout import STRIP
 from .raid.policy import POLICIES
 from .raid.store import RaidStore, disk_size_for
@@ -136,6 +137,7 @@ class MemberAdmin:
         """Bring an array into the group (``simulate member add``): disks, but no RAID policy yet."""
         self._check_new_name(name)
         pool_id = pool_named(self.pools, pool)
+        check_member_room(self.catalog, pool_id, pool)
         if not 3 <= disks <= 48:  # the fewest any RAID policy takes; the largest PS arrays hold 48
             raise InvalidRequest(f"Invalid number of disks {disks}; an array has 3 to 48.")
         if disk_size < MiB or disk_size % STRIP:
@@ -202,6 +204,7 @@ class MemberAdmin:
         if capacity < 1:
             raise InvalidRequest("the member size must be at least 15MB")
         self._check_new_name(name)
+        check_member_room(self.catalog, pool_id, pool)
         store = f"members/{name}.store"
         (self.directory / "members").mkdir(exist_ok=True)
         FileStore.create(self.directory / store, capacity).close()

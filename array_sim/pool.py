@@ -14,7 +14,10 @@ from .block import SpaceExhausted
 from .errors import NotFound
 from .member_store import SlotStore
 
-__all__ = ["Member", "Placement", "PageAddress", "pool_named"]
+__all__ = ["Member", "Placement", "PageAddress", "pool_named", "DEFAULT_POOL"]
+
+#: The pool every group has and new members join (research/ps-cli.md 2.4).
+DEFAULT_POOL = "default"
 
 #: (member id, slot) of one physical page.
 PageAddress = tuple[int, int]

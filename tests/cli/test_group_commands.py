@@ -67,11 +67,62 @@ def test_pool_select_show(cli: Any) -> None:
     assert cli.values("pool select default show")["TotalVolumes"] == "2"
 
 
+def test_pool_select_show_lists_the_pools_members_and_volumes_after_its_figures(cli: Any) -> None:
+    cli.quiet("pool create p2")
+    cli.group.add_member("member-2", 3 * GiB, "p2")
+    cli.ok("volume create inp2 500MB pool p2")
+    cli.ok("volume create alsoinp2 500MB pool p2")
+    cli.ok("volume select alsoinp2 offline")
+    out = cli.ok("pool select p2 show")
+    members = out.index("_" * 37 + " Members " + "_" * 37)
+    volumes = out.index("_" * 37 + " Volumes " + "_" * 37)
+    assert "TotalVolumes: 2" in out[:members]
+    assert [line.split() for line in out[members + 3 : volumes]] == [["member-2", "on-line", "2.99GB", "2.99GB"]]
+    assert [line.split() for line in out[volumes + 3 :]] == [["alsoinp2", "510MB", "offline"], ["inp2", "510MB", "online"]]
+
+
+def test_pool_delete_takes_only_an_empty_pool_and_never_default(cli: Any) -> None:
+    cli.quiet("pool create p2")
+    cli.quiet("pool create p3")
+    assert "cannot be deleted" in cli.error("pool delete default")
+    cli.group.add_member("member-2", 3 * GiB, "p2")
+    assert "still has members" in cli.error("pool delete p2")
+    cli.ok("volume create v3 1G")
+    assert cli.ok("pool delete p3") == ["Pool p3 deleted."]
+    assert [row[0] for row in cli.rows("pool show")] == ["default", "p2"]
+    assert "does not exist" in cli.error("pool delete p3")
+    cli.quiet("pool create p3")  # the name is free again
+
+
+def test_pool_delete_refuses_a_pool_that_still_has_volumes(cli: Any) -> None:
+    cli.quiet("pool create p2")
+    cli.group.add_member("member-2", 3 * GiB, "p2")
+    cli.ok("volume create inp2 1G pool p2")
+    assert "still has volumes" in cli.error("pool delete p2")
+    cli.ok("volume select inp2 offline")
+    cli.ok("volume delete inp2")
+    assert "still has members" in cli.error("pool delete p2")
+
+
+def test_a_group_takes_four_pools_and_sixteen_members_a_pool_eight(cli: Any) -> None:
+    for name in ("p2", "p3", "p4"):
+        cli.quiet(f"pool create {name}")
+    assert "4 pools" in cli.error("pool create p5")
+    for n in range(2, 10):  # member-1 and 8 more: default is full at 8
+        if n < 9:
+            cli.quiet(f"simulate member add m{n} disks 3 disk-size 15MB")
+        else:
+            assert "8 members" in cli.error(f"simulate member add m{n} disks 3 disk-size 15MB")
+    for n in range(9, 17):  # 8 in default, 8 in p2: the group is full at 16
+        cli.quiet(f"simulate member add m{n} disks 3 disk-size 15MB pool p2")
+    assert "16 members" in cli.error("simulate member add m17 disks 3 disk-size 15MB pool p3")
+
+
 def test_members(cli: Any) -> None:
     assert cli.ok("member show") == [
-        "Name            Status   RaidStatus         Disks Capacity   FreeSpace",
-        "--------------- -------- ------------------ ----- ---------- ----------",
-        "member-1        on-line  ok                 12    9.99GB     9.99GB",
+        "Name            Status   RaidStatus         Disks Capacity   FreeSpace  Pool",
+        "--------------- -------- ------------------ ----- ---------- ---------- --------",
+        "member-1        on-line  ok                 12    9.99GB     9.99GB     default",
     ]
     assert cli.ok("show member") == cli.ok("member show")
     out = cli.ok("member select member-1 show")
@@ -207,8 +258,9 @@ def test_formatoutput_on_pairs_and_off_one_per_line(make_cli: Any) -> None:
             items.append(line)
     assert items == plain[1:]
     for command in ("pool select default show", "grpparams show", "member select member-1 show"):
-        plain_out = cli.ok(command)
-        assert all(": " in line or line.endswith(":") for line in plain_out[1:])
+        plain_out = cli.ok(command)[1:]
+        block = plain_out[: next((i for i, line in enumerate(plain_out) if line.startswith("_")), len(plain_out))]
+        assert block and all(": " in line or line.endswith(":") for line in block)  # tables may follow it
 
 
 def test_stty_whoami_and_show(make_cli: Any) -> None:

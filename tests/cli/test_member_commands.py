@@ -27,7 +27,7 @@ def test_an_added_array_joins_the_pool_when_its_raid_policy_is_set(cli: Any) -> 
     before = cli.values("pool select default show")["TotalCapacity"]
     cli.quiet("simulate member add m2 disks 8 disk-size 150MB")
     rows = {row[0]: row for row in cli.rows("member show")}
-    assert rows["m2"][1:] == ["on-line", "unconfigured", "8", "0MB", "0MB"]
+    assert rows["m2"][1:] == ["on-line", "unconfigured", "8", "0MB", "0MB", "default"]
     assert cli.values("pool select default show")["TotalCapacity"] == before
     assert "no RAID policy" in cli.error("member select m2 show disks")
     cli.quiet("member select m2 raid-policy raid10")

@@ -3,7 +3,9 @@
 
 ``pool select <p> show`` must print ``TotalCapacity:``, ``FreeSpace:``,
 ``VolumeReportedSpace:`` and ``TotalVolumes:`` (the Cinder driver's stats,
-each required); ``grpparams show`` must print ``Group-Ipaddress:`` (the portal
+each required) in its key/value block; the pool's members and volumes follow
+as tables after it, where the driver's parser no longer looks. ``pool delete``
+asks first, like ``volume delete``. ``grpparams show`` must print ``Group-Ipaddress:`` (the portal
 Cinder hands to initiators). Sizes use only MB, GB and TB.
 """
 
@@ -49,7 +51,7 @@ def _pool_figures(session: Session, pool_id: int) -> dict[str, int]:
 
 def pool(session: Session, words: Words) -> list[str]:
     group = session.group
-    action = words.keyword(["create", "select", "show"])
+    action = words.keyword(["create", "delete", "select", "show"])
     if action == "show":
         words.end()
         return _pool_table(session)
@@ -59,6 +61,9 @@ def pool(session: Session, words: Words) -> list[str]:
         group.create_pool(name)
         return []
     pool_id = group.pool_id(name)
+    if action == "delete":
+        words.end()
+        return session.confirm(f"Do you really want to delete the pool {name}?", lambda: _delete_pool(session, name))
     words.keyword(["show"])
     words.end()
     figures = _pool_figures(session, pool_id)
@@ -74,7 +79,28 @@ def pool(session: Session, words: Words) -> list[str]:
         ("TotalVolumes", str(figures["volumes"])),
         ("TotalSnapshots", str(figures["snapshots"])),
     ]
-    return [title("Pool Information"), *key_values(pairs, session.setting("formatoutput"))]
+    members = [
+        (r.name, r.state, format_size(r.capacity_pages * PAGE_SIZE), format_size(r.free_pages * PAGE_SIZE))
+        for r in group.member_admin.reports()
+        if r.pool == name
+    ]
+    volumes = [
+        (v.name, format_size(v.pages * PAGE_SIZE), "online" if v.online else "offline")
+        for v in sorted(group.pool_volumes(pool_id), key=lambda v: v.name)
+    ]
+    return [
+        title("Pool Information"),
+        *key_values(pairs, session.setting("formatoutput")),
+        title("Members"),
+        *table([("Name", 15), ("Status", 12), ("Capacity", 10), ("FreeSpace", 10)], members),
+        title("Volumes"),
+        *table([("Name", 20), ("Size", 10), ("Status", 8)], volumes),
+    ]
+
+
+def _delete_pool(session: Session, name: str) -> list[str]:
+    session.group.delete_pool(name)
+    return [f"Pool {name} deleted."]
 
 
 def _pool_table(session: Session) -> list[str]:

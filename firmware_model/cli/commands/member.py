@@ -45,11 +45,13 @@ def member(session: Session, words: Words) -> list[str]:
                 str(r.disks),
                 format_size(r.capacity_pages * PAGE_SIZE),
                 format_size(r.free_pages * PAGE_SIZE),
+                r.pool,
             )
             for r in group.member_admin.reports()
         ]
         columns = [
             ("Name", 15), ("Status", 8), ("RaidStatus", 18), ("Disks", 5), ("Capacity", 10), ("FreeSpace", 10),
+            ("Pool", 8),
         ]  # fmt: skip
         return table(columns, rows)
     name = words.take("member name")
