@@ -88,10 +88,22 @@ def test_pool_delete_takes_only_an_empty_pool_and_never_default(cli: Any) -> Non
     cli.group.add_member("member-2", 3 * GiB, "p2")
     assert "still has members" in cli.error("pool delete p2")
     cli.ok("volume create v3 1G")
-    assert cli.ok("pool delete p3") == ["Pool p3 deleted."]
+    assert cli.ok("pool delete p3") == ["Pool deletion succeeded."]
     assert [row[0] for row in cli.rows("pool show")] == ["default", "p2"]
     assert "does not exist" in cli.error("pool delete p3")
     cli.quiet("pool create p3")  # the name is free again
+
+
+def test_pool_delete_asks_first_when_confirmation_is_on(make_cli: Any) -> None:
+    cli = make_cli(script=False)
+    cli.quiet("pool create p2")
+    assert cli.run("pool delete p2") == []
+    assert cli.prompt == "Do you really want to delete the pool p2? (y/n) [n] "
+    assert cli.run("n") == []
+    assert [row[0] for row in cli.rows("pool show")] == ["default", "p2"]
+    cli.run("pool delete p2")
+    assert cli.run("y") == ["Pool deletion succeeded."]
+    assert [row[0] for row in cli.rows("pool show")] == ["default"]
 
 
 def test_pool_delete_refuses_a_pool_that_still_has_volumes(cli: Any) -> None:

@@ -100,7 +100,7 @@ def pool(session: Session, words: Words) -> list[str]:
 
 def _delete_pool(session: Session, name: str) -> list[str]:
     session.group.delete_pool(name)
-    return [f"Pool {name} deleted."]
+    return ["Pool deletion succeeded."]
 
 
 def _pool_table(session: Session) -> list[str]:
