@@ -268,14 +268,6 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin):
             (m.name, self.pools[m.pool_id], m.capacity_pages, m.free_pages) for m in self.placement.members.values()
         ]
 
-    def pool_volumes(self, pool_id: int) -> list[Volume]:
-        return [v for v in self.volumes.values() if v.pool_id == pool_id]
-
-    def pool_free(self, pool_id: int) -> int:
-        """Free pages of a pool: capacity less every reserve in it."""
-        reserved = sum(self.space.reserved(v, self.snapshots_of(v)) for v in self.pool_volumes(pool_id))
-        return self.placement.pool_capacity(pool_id) - reserved
-
     # ---------------------------------------------------------------- devices
 
     def device(self, volume: str, snapshot: str | None = None) -> VolumeDevice:

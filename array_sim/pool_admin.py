@@ -1,4 +1,4 @@
-"""Pool operations of the group: create, delete, and what a pool holds.
+"""Pool operations of the group: create, delete, and what a pool holds and has free.
 
 PS Series rules enforced here (research/ps-cli.md 2.4, Config Guide v11.3 3.1-3.2; the numbers are
 confirmed by public sources, the error wording is inferred):
@@ -21,7 +21,9 @@ from .pool import DEFAULT_POOL, pool_named
 
 if TYPE_CHECKING:
     from .catalog import Catalog
-    from .records import Volume
+    from .pool import Placement
+    from .records import Snapshot, Volume
+    from .space import SpaceAccounting
 
 __all__ = ["PoolAdmin", "MAX_POOLS", "MAX_MEMBERS", "MAX_POOL_MEMBERS", "check_member_room"]
 
@@ -46,10 +48,21 @@ class PoolAdmin:
 
     catalog: Catalog
     pools: dict[int, str]
+    placement: Placement
+    space: SpaceAccounting
+    volumes: dict[int, Volume]
 
     if TYPE_CHECKING:
 
-        def pool_volumes(self, pool_id: int) -> list[Volume]: ...
+        def snapshots_of(self, volume: Volume) -> list[Snapshot]: ...
+
+    def pool_volumes(self, pool_id: int) -> list[Volume]:
+        return [v for v in self.volumes.values() if v.pool_id == pool_id]
+
+    def pool_free(self, pool_id: int) -> int:
+        """Free pages of a pool: capacity less every reserve in it."""
+        reserved = sum(self.space.reserved(v, self.snapshots_of(v)) for v in self.pool_volumes(pool_id))
+        return self.placement.pool_capacity(pool_id) - reserved
 
     def create_pool(self, name: str) -> None:
         if not valid_object_name(name):
