@@ -27,7 +27,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,17 +360,6 @@ class PageTables:
             self._unmap_ref(current)
 
     def flush(self) -> None:
-        """Make every chunk map durable with ``fdatasync`` of its file, not ``mmap.flush``.
-
-        On Linux the two write back the same pages (msync with MS_SYNC is an
-        fsync of the mapped range there), but CPython's ``mmap.flush`` holds
-        the GIL through the whole write-back (43 ms seen under load), which
-        stops every other thread; ``os.fdatasync`` releases it.
-        """
         for chunk_map in self.chunk_maps.values():
-            fd = os.open(chunk_map.path, os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
+            chunk_map.flush()
 

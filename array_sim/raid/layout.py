@@ -80,11 +80,6 @@ class Layout:
         p = self.width - 1 - stripe % self.width
         return [(p + i) % self.width for i in range(self.parity)]
 
-    def role(self, stripe: int, position: int) -> tuple[str, int]:
-        """What ``position`` holds in ``stripe`` of a parity set: ("data", j) or ("parity", 0 for P, 1 for Q)."""
-        after_p = (position - (self.width - 1 - stripe % self.width)) % self.width
-        return ("parity", after_p) if after_p < self.parity else ("data", after_p - self.parity)
-
     def roles(self, stripe: int) -> list[tuple[str, int]]:
         """For each position of the set: ("data", j), ("p", 0) or ("q", 0) in ``stripe``."""
         out: list[tuple[str, int]] = [("data", 0)] * self.width

@@ -96,9 +96,9 @@ class StripeWrites:
         for n, stripe in enumerate(data):
             parity = [xor_parity(list(stripe))] if lay.parity == 1 else list(pq_parity(list(stripe)))
             at = (first + n) * STRIP
-            for position, disk in enumerate(self._roles[0]):
-                role, index = lay.role(first + n, position)
-                out.append((disk, at, stripe[index] if role == "data" else parity[index]))  # type: ignore[arg-type]
+            for disk, (role, index) in zip(self._roles[0], lay.roles(first + n)):
+                column = stripe[index] if role == "data" else parity[0 if role == "p" else 1]
+                out.append((disk, at, column))  # type: ignore[arg-type]
         return out
 
     def _small_write(self: RaidStore, pc: Piece, view: memoryview) -> bool:

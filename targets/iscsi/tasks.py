@@ -69,10 +69,9 @@ class Work:
 
     def run(self) -> object:
         call, release = self.call, self.release
-        if release is None:
-            assert call is not None
-            return None if self.aborted else call()
         assert call is not None, "a Work with a release runs once"
+        if release is None:
+            return None if self.aborted else call()
         self.call = self.release = None
         try:
             return None if self.aborted else call()
@@ -212,11 +211,8 @@ class WriteTask:
         if buffer is None:
             small = self.gather <= gather_pool.SMALLEST
             buffer = self.buffer = bytearray() if small else gather_pool.POOL.acquire(self.gather)
-        if offset > self.filled:  # a gap: zeros, not a recycled buffer's old bytes
-            if isinstance(buffer, bytearray):
-                buffer.extend(bytes(offset - self.filled))
-            else:
-                buffer[self.filled : offset] = bytes(offset - self.filled)
+        if offset > self.filled:  # a gap: zeros, not a recycled buffer's old bytes (a bytearray grows by it)
+            buffer[self.filled : offset] = bytes(offset - self.filled)
         buffer[offset:stop] = data[: stop - offset]
         self.filled = max(self.filled, stop)
 
