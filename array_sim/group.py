@@ -29,15 +29,18 @@ from .access_admin import AccessAdmin
 from .block import DeviceOffline, SpaceExhausted
 from .catalog import Catalog
 from .errors import GroupLocked, InvalidRequest, NotFound
-from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MEMBER_OFFLINE, MemberAdmin
+from .data_moves import DataMoves
+from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MemberAdmin
+from .member_states import MemberStates
 from .migrations import migrate
 from .naming import check_text
-from .pages import PageTables, PhysPage
+from .pages import PageTables
 from .pool import DEFAULT_POOL, Placement, pool_named
 from .pool_admin import PoolAdmin
 from .records import Snapshot, Volume, load_rows, update_row
 from .snapshot_admin import SnapshotAdmin
 from .space import SpaceAccounting, percent_of
+from .spreads import Spreads
 from .units import PAGE_SIZE, GiB
 from .volume_admin import THIN_MAXIMUM, VolumeAdmin
 from .volume_device import VolumeDevice
@@ -72,7 +75,7 @@ def _merge(current: dict[int, R], rows: list[R]) -> dict[int, R]:
     return merged
 
 
-class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin):
+class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin, MemberStates, DataMoves):
     """An open PS Series group. Only one process may have a group open at a time."""
 
     def __init__(self, directory: Path, clock: Callable[[], datetime] = datetime.now) -> None:
@@ -99,8 +102,10 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin):
         chunk_maps = self.member_admin.open_all()
         self.tables = PageTables(self.catalog, self.placement, chunk_maps)
         self.space = SpaceAccounting(self.tables)
+        self.spreads = Spreads(self.catalog, self.placement)
         self.volumes: dict[int, Volume] = {}
         self.snapshots: dict[int, Snapshot] = {}
+        self.moves = {}
         self._load()
         self.catalog.on_rollback = self._load
         self.member_admin.on_offline = self._member_offline
@@ -112,6 +117,8 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin):
         self.space.forget()
         self.volumes = _merge(self.volumes, load_rows(self.catalog.db, Volume))
         self.snapshots = _merge(self.snapshots, load_rows(self.catalog.db, Snapshot))
+        self.spreads.load({v.id: v.pool_id for v in self.volumes.values()})
+        self._load_moves()
 
     # --------------------------------------------------------------- lifecycle
 
@@ -227,6 +234,7 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin):
         """Add a configured member (an array) of at least ``size`` usable bytes to a pool."""
         member_id, chunk_map = self.member_admin.create_member(name, pool, size, disks, raid_policy)
         self.tables.chunk_maps[member_id] = chunk_map
+        self.spreads.member_joined(member_id, self.pool_id(pool))
 
     def add_array(self, name: str, pool: str, disks: int, disk_size: int) -> None:
         """Bring an unconfigured array into the group (``simulate member add``; only a simulator does this)."""
@@ -236,31 +244,12 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin):
         """``member select M raid-policy P``: the RAID set is initialised and its capacity joins the pool."""
         member_id, chunk_map = self.member_admin.configure(name, raid_policy)
         self.tables.chunk_maps[member_id] = chunk_map
+        self.spreads.member_joined(member_id, self.placement.members[member_id].pool_id)
 
     def background_step(self, budget: int = 1 << 20) -> bool:
-        """One slice of long work (RAID reconstruction); True while any remains."""
-        return self.member_admin.background_step(budget)
-
-    def _member_offline(self, member_id: int) -> None:
-        """Every volume and snapshot with data on an off-line member goes off-line (member_admin rule 3)."""
-        name = self.placement.members[member_id].name
-        on_member = set()
-        for map_id, table in self.tables.maps.items():
-            for pid in table.values():
-                page: PhysPage | None = self.tables.phys[pid]
-                while page is not None and map_id not in on_member:
-                    if page.address[0] == member_id:
-                        on_member.add(map_id)
-                    page = self.tables.phys[page.backing] if page.backing is not None else None
-        with self.catalog.transaction() as db:
-            self.log_event("ERROR", f"Member {name} is offline: it lost more disks than its RAID policy tolerates.", name)
-            for volume in self.volumes.values():
-                snapshots = [s for s in self.snapshots_of(volume) if s.map_id in on_member]
-                if volume.map_id in on_member or snapshots:
-                    update_row(db, volume, online=False, offline_reason=MEMBER_OFFLINE)
-                    self.log_event("ERROR", f"Volume {volume.name} set offline: its data is on member {name}.", name)
-                for snapshot in snapshots:
-                    update_row(db, snapshot, online=False)
+        """One slice of long work (RAID reconstruction and verification, data moves); True while any remains."""
+        raid = self.member_admin.background_step(budget)
+        return self.moves_step(budget) or raid
 
     def members(self) -> list[tuple[str, str, int, int]]:
         """(name, pool, capacity pages, free slots) of every member."""
@@ -275,7 +264,8 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin):
         vol = self.volume(volume)
         snap = self.snapshot(volume, snapshot) if snapshot is not None else None
         return VolumeDevice(
-            self.tables, self.space, self._before_allocate, self._restore_reserve, self.flush, vol, snap
+            self.tables, self.space, self._before_allocate, self._restore_reserve, self.flush, vol,
+            self.spreads.of(vol.id), snap
         )
 
     def _owner(self, map_id: int) -> tuple[Volume, Snapshot | None]:

@@ -11,10 +11,10 @@ Rules of this module:
 2. Only the simulator adds arrays and breaks disks; those operations are
    here for the ``simulate`` CLI noun and the tests, and each logs the event
    the array would log.
-3. When a member goes off-line (more failed disks than its RAID policy
-   tolerates), every volume and snapshot with data on it is set off-line
-   with ``offline_reason = member-offline`` (research/next-capabilities.md
-   1.3), and they stay off-line: their data is lost.
+3. When a member's RAID fails (more failed disks than its policy
+   tolerates), ``on_offline`` is called once: the group sets off-line every
+   volume and snapshot with data on it (``member_states``), and they stay
+   off-line: their data is lost.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class MemberReport:
     pool: str
     #: The RAID policy, ``file`` (no RAID, release 0.1) or ``unconfigured``.
     raid_policy: str
-    #: on-line or off-line (eqlMemberState).
+    #: on-line, off-line or vacate (eqlMemberState; powered off counts as off-line).
     state: str
     health: StoreHealth
     capacity_pages: int
@@ -94,11 +94,12 @@ class MemberAdmin:
     def open_all(self) -> dict[int, ChunkMap]:
         """Open every configured member's store; returns their chunk maps."""
         chunk_maps: dict[int, ChunkMap] = {}
-        rows = self.catalog.db.execute("SELECT id, name, pool_id, capacity_pages, store, layout FROM members")
-        for member_id, name, pool_id, capacity, store, layout in rows.fetchall():
+        rows = self.catalog.db.execute("SELECT id, name, pool_id, capacity_pages, store, layout, powered FROM members")
+        for member_id, name, pool_id, capacity, store, layout, powered in rows.fetchall():
             if layout == "unconfigured":
                 continue
             self._attach(member_id, name, pool_id, self._open_store(name, layout, store, capacity))
+            self.placement.members[member_id].powered = bool(powered)
             chunk_maps[member_id] = ChunkMap(_chunk_map_path(self.directory, layout, store), capacity)
         return chunk_maps
 
@@ -118,6 +119,9 @@ class MemberAdmin:
             self._offline_seen.add(member_id)
 
     # ------------------------------------------------------------------ adding
+
+    def member_id(self, name: str) -> int:
+        return self._row(name)[0]
 
     def _row(self, name: str) -> tuple[int, int, str, str, int, int]:
         row = self.catalog.db.execute(
@@ -273,7 +277,8 @@ class MemberAdmin:
         """One slice of long work (reconstruction, verification) on each member that has some; True while any remains."""
         more = False
         for member in self.placement.members.values():
-            more = member.store.background_step(budget) or more
+            if member.powered:
+                more = member.store.background_step(budget) or more
         self.check_offline()
         return more
 
@@ -290,7 +295,10 @@ class MemberAdmin:
                 health, capacity, free = StoreHealth(raid_status="unconfigured"), 0, 0
             else:
                 health, capacity, free = member.store.health(), member.capacity_pages, member.free_pages
-            state = "on-line" if health.online else "off-line"
+            if member is None or member.online:
+                state = "vacate" if member is not None and member.vacating else "on-line"
+            else:
+                state = "off-line"
             reports.append(
                 MemberReport(name, self.pools[pool_id], layout, state, health, capacity, free, disks, disk_size)
             )

@@ -43,10 +43,40 @@ def _events_have_codes(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE events ADD COLUMN member TEXT NOT NULL DEFAULT ''")
 
 
+def _volumes_spread_over_members(db: sqlite3.Connection) -> None:
+    """Version 4: several members per pool (``pool``, ``spreads``, ``data_moves``).
+
+    ``volume_members`` is each volume's spread (the members its pages may go to, in order);
+    existing volumes get the first three configured members of their pool (groups before version 4
+    had one). ``snapshots.offline_reason`` is ``volumes.offline_reason`` for snapshots. ``members.powered`` is 0 while the simulator has a member powered off. ``moves`` holds
+    the data moves under way (a member vacated or moved to another pool, a volume moved to another
+    pool), so they resume after a restart.
+    """
+    db.execute(
+        "CREATE TABLE volume_members (volume_id INTEGER NOT NULL REFERENCES volumes(id),"
+        " member_id INTEGER NOT NULL REFERENCES members(id), position INTEGER NOT NULL,"
+        " PRIMARY KEY (volume_id, member_id)) WITHOUT ROWID"
+    )
+    db.execute("ALTER TABLE members ADD COLUMN powered INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE snapshots ADD COLUMN offline_reason TEXT NOT NULL DEFAULT ''")
+    db.execute(
+        "CREATE TABLE moves (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, member_id INTEGER REFERENCES members(id),"
+        " volume_id INTEGER REFERENCES volumes(id), pool_id INTEGER NOT NULL REFERENCES pools(id),"
+        " total_pages INTEGER NOT NULL, started TEXT NOT NULL)"
+    )
+    for volume_id, pool_id in db.execute("SELECT id, pool_id FROM volumes").fetchall():
+        members = db.execute(
+            "SELECT id FROM members WHERE pool_id = ? AND layout != 'unconfigured' ORDER BY id LIMIT 3", (pool_id,)
+        ).fetchall()
+        for position, (member_id,) in enumerate(members):
+            db.execute("INSERT INTO volume_members VALUES (?, ?, ?)", (volume_id, member_id, position))
+
+
 #: (version reached, what the step does); applied in order.
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (2, _members_describe_their_storage),
     (3, _events_have_codes),
+    (4, _volumes_spread_over_members),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

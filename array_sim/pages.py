@@ -23,6 +23,9 @@ Rules of this module:
    only after its data is written. A crash at any point leaves every page
    reading what it read before the unacknowledged write.
 4. Reference counts live only in memory, derived from the catalog at load.
+5. A page being moved to another member (``page_mover``) has a watcher: every
+   change of its data or chunk presence is reported to it, and so is its end
+   (freed), so the copy can follow.
 """
 
 from __future__ import annotations
@@ -30,18 +33,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .catalog import Catalog
 from .chunk_map import ChunkMap
-from .pool import PageAddress, Placement
+from .pool import PageAddress, Placement, Spread
 from .units import CHUNK_SIZE, CHUNKS_PER_PAGE
 
-__all__ = ["PhysPage", "PageTables", "AllocationHook"]
+__all__ = ["PhysPage", "PageTables", "AllocationHook", "PageWatcher"]
 
 #: Called before a page is allocated for ``(map_id, page_index)``; the third
 #: argument is the shared physical page being copied, or None for a fresh page.
 #: It may free space (delete snapshots) or raise a BlockError to refuse.
 AllocationHook = Callable[[int, int, "int | None"], None]
+
+
+class PageWatcher(Protocol):
+    """Told of every change to one physical page (rule 5)."""
+
+    def changed(self, first: int, last: int) -> None:
+        """Chunks ``first..last-1`` of the page changed (data or presence)."""
+
+    def gone(self) -> None:
+        """The page was freed."""
 
 
 @dataclass
@@ -69,6 +83,8 @@ class PageTables:
         self.chunk_maps = chunk_maps
         self.maps: dict[int, dict[int, int]] = {}
         self.phys: dict[int, PhysPage] = {}
+        #: Pages being moved, by id (rule 5).
+        self.watchers: dict[int, PageWatcher] = {}
 
     @staticmethod
     def chunk_map_path(store: Path) -> Path:
@@ -77,7 +93,13 @@ class PageTables:
     # ----------------------------------------------------------------- loading
 
     def load(self) -> None:
-        """Rebuild the in-memory tables and reference counts from the catalog."""
+        """Rebuild the in-memory tables and reference counts from the catalog.
+
+        Moves under way end first (their destination slots go back before the allocators are rebuilt).
+        """
+        stale, self.watchers = self.watchers, {}
+        for watcher in stale.values():
+            watcher.gone()
         db = self.catalog.db
         self.maps = {}
         self.phys = {
@@ -167,6 +189,9 @@ class PageTables:
                 self.catalog.after_commit(lambda pid=pid: self._fold(pid))
                 return
             del self.phys[pid]
+            watcher = self.watchers.pop(pid, None)
+            if watcher is not None:
+                watcher.gone()
             self.catalog.db.execute("DELETE FROM phys_pages WHERE id = ?", (pid,))
             self.catalog.after_commit(lambda address=page.address: self._release(address))
             if page.backing is None:
@@ -200,6 +225,7 @@ class PageTables:
                 offset, length = start * CHUNK_SIZE, (stop - start) * CHUNK_SIZE
                 store.write(slot, offset, self._read_layers(backing, offset, length))
                 chunks.mark(slot, start, stop)
+                self._changed(overlay, start, stop)
 
     def _unlink(self, overlay: PhysPage) -> None:
         """Drop an overlay's backing link once it has every chunk (inside a transaction)."""
@@ -210,6 +236,11 @@ class PageTables:
             self._settle(backing)
 
     # ---------------------------------------------------------------- data path
+
+    def _changed(self, page: PhysPage, first: int, last: int) -> None:
+        watcher = self.watchers.get(page.id)
+        if watcher is not None:
+            watcher.changed(first, last)
 
     def _chunks(self, page: PhysPage) -> ChunkMap:
         return self.chunk_maps[page.address[0]]
@@ -268,11 +299,11 @@ class PageTables:
         page_index: int,
         offset: int,
         data: bytes | bytearray | memoryview,
-        pool_id: int,
+        spread: Spread,
         hook: AllocationHook,
     ) -> None:
         """Write ``data`` at ``offset`` inside one page, copying on write if it is shared."""
-        page = self.phys[self.writable_page(map_id, page_index, pool_id, hook)]
+        page = self.phys[self.writable_page(map_id, page_index, spread, hook)]
         chunks, slot = self._chunks(page), page.address[1]
         end = offset + len(data)
         c0, c1 = offset // CHUNK_SIZE, -(-end // CHUNK_SIZE)
@@ -290,6 +321,7 @@ class PageTables:
         if end % CHUNK_SIZE and not chunks.present(slot, c1 - 1):
             store.write(slot, end, self._read_layers(page, end, c1 * CHUNK_SIZE - end))
         chunks.mark(slot, c0, c1)
+        self._changed(page, c0, c1)
         if page.backing is not None and chunks.all_present(slot):
             with self.catalog.transaction():
                 self._unlink(page)
@@ -307,6 +339,7 @@ class PageTables:
         if page.maps != 1 or page.backing is not None or page.overlays:
             return False
         self._chunks(page).forget(page.address[1], first, last)
+        self._changed(page, first, last)
         return True
 
     def page_has_data(self, map_id: int, page_index: int) -> bool:
@@ -317,7 +350,7 @@ class PageTables:
         page = self.phys[pid]
         return page.backing is not None or self._chunks(page).any_present(page.address[1])
 
-    def writable_page(self, map_id: int, page_index: int, pool_id: int, hook: AllocationHook) -> int:
+    def writable_page(self, map_id: int, page_index: int, spread: Spread, hook: AllocationHook) -> int:
         """The page to write ``(map_id, page_index)`` into: its own, or a new one (allocation or copy-on-write)."""
         table = self.maps.setdefault(map_id, {})
         pid = table.get(page_index)
@@ -328,7 +361,7 @@ class PageTables:
         if pid is not None and self.phys[pid].maps == 1:
             return pid
         with self.catalog.transaction():
-            address = self.placement.allocate(pool_id)
+            address = self.placement.allocate(spread)
             self.chunk_maps[address[0]].forget(address[1])
             cursor = self.catalog.db.execute(
                 "INSERT INTO phys_pages (member_id, slot, backing_id) VALUES (?, ?, ?)", (*address, pid)

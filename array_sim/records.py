@@ -70,6 +70,8 @@ class Snapshot:
     read_only: bool
     description: str
     iqn: str
+    #: "member-offline" while the group holds it offline because a member with its data is off-line.
+    offline_reason: str = ""
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import AlreadyExists, InvalidRequest, NoSpace
+from .member_admin import MEMBER_OFFLINE
 from .naming import check_text, default_snapshot_name, target_iqn
 from .records import Snapshot, Volume, insert_row, update_row
 
@@ -49,6 +50,8 @@ class SnapshotAdmin:
     def create_snapshot(self, volume: str, name: str | None = None, description: str = "") -> Snapshot:
         """Take a snapshot now; its cost is one page-table row per allocated page."""
         vol = self.volume(volume)
+        if vol.offline_reason == MEMBER_OFFLINE:
+            raise InvalidRequest(f"Volume {volume} is offline: its data is on a member that is offline.")
         if vol.snap_reserve == 0:
             raise InvalidRequest(f"Volume {volume} has no snapshot reserve; set snap-reserve first.")
         check_text("description", description)
@@ -85,8 +88,10 @@ class SnapshotAdmin:
 
     def set_snapshot_online(self, volume: str, name: str, online: bool) -> None:
         snapshot = self.snapshot(volume, name)
+        if online and snapshot.offline_reason:
+            raise InvalidRequest(f"Snapshot {name} cannot be set online: its data is on a member that is offline.")
         with self.catalog.transaction() as db:
-            update_row(db, snapshot, online=online)
+            update_row(db, snapshot, online=online, offline_reason="")
 
     def set_snapshot_read_only(self, volume: str, name: str, read_only: bool) -> None:
         snapshot = self.snapshot(volume, name)
@@ -115,6 +120,8 @@ class SnapshotAdmin:
         snapshot = self._find_snapshot(vol, name)
         if vol.online or snapshot.online:
             raise InvalidRequest("Volume and snapshot must be offline to restore the volume.")
+        if MEMBER_OFFLINE in (vol.offline_reason, snapshot.offline_reason):
+            raise InvalidRequest(f"Volume {volume} cannot be restored: its data is on a member that is offline.")
         return vol, snapshot
 
     def restore_volume(self, volume: str, name: str) -> Snapshot:

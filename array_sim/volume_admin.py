@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .pages import PageTables
     from .space import SpaceAccounting
+    from .spreads import Spreads
 
 __all__ = ["VolumeAdmin", "VOLUME_SETTINGS", "VOLUME_DEFAULTS", "THIN_MAXIMUM"]
 
@@ -79,6 +80,7 @@ class VolumeAdmin:
         snapshots: dict[int, Snapshot]
         pools: dict[int, str]
         group_id: int
+        spreads: Spreads
 
         def clock(self) -> datetime: ...
         def pool_id(self, name: str) -> int: ...
@@ -129,6 +131,8 @@ class VolumeAdmin:
         origin: Volume | Snapshot = volume
         if snapshot is not None:
             origin = self._find_snapshot(volume, snapshot)
+        if origin.offline_reason == MEMBER_OFFLINE:
+            raise InvalidRequest(f"{origin.name} cannot be cloned: its data is on a member that is offline.")
         return self._new_volume(
             name, origin.size_bytes, volume.pool_id, volume.thin, description, True, False, origin, {}
         )
@@ -173,6 +177,7 @@ class VolumeAdmin:
             volume.iqn = target_iqn(self.group_id, self.catalog.next_id("next_serial"), name)
             volume.map_id = self.tables.new_map()
             insert_row(db, volume)
+            self.spreads.start(volume.id, pool_id)
             if origin is not None:
                 self.tables.copy_map(origin.map_id, volume.map_id, pages)
         self.volumes[volume.id] = volume
@@ -266,11 +271,11 @@ class VolumeAdmin:
             update_row(db, volume, name=new_name)
 
     def set_volume_online(self, name: str, online: bool) -> None:
-        """Set a volume online or offline; one whose data was on a member that went off-line stays
-        offline (member_admin rule 3: its data is lost)."""
+        """Set a volume online or offline; one held offline by a member that is off-line stays offline
+        until the member is back (``member_states`` rule 2)."""
         volume = self.volume(name)
         if online and volume.offline_reason == MEMBER_OFFLINE:
-            raise InvalidRequest(f"Volume {name} cannot be set online: its data was on a member that is offline.")
+            raise InvalidRequest(f"Volume {name} cannot be set online: its data is on a member that is offline.")
         with self.catalog.transaction() as db:
             update_row(db, volume, online=online, offline_reason="")
 
@@ -346,6 +351,8 @@ class VolumeAdmin:
             for snapshot in self.snapshots_of(volume):
                 self._delete_snapshot(snapshot)
             db.execute("DELETE FROM access_records WHERE volume_id = ?", (volume.id,))
+            db.execute("DELETE FROM moves WHERE volume_id = ?", (volume.id,))
+            self.spreads.forget(volume.id)
             db.execute("DELETE FROM volumes WHERE id = ?", (volume.id,))
             self.tables.drop_map(volume.map_id)
         del self.volumes[volume.id]

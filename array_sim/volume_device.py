@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from .block import DeviceOffline, Extent, OutOfRange, WriteProtected
 from .pages import AllocationHook, PageTables
+from .pool import Spread
 from .records import Snapshot, Volume
 from .units import CHUNK_SIZE, PAGE_SIZE, SECTOR_SIZE
 
@@ -36,6 +37,7 @@ class VolumeDevice:
         restore_reserve: Callable[[Volume, int], None],
         flush: Callable[[], None],
         volume: Volume,
+        spread: Spread,
         snapshot: Snapshot | None = None,
     ) -> None:
         self._tables = tables
@@ -44,6 +46,8 @@ class VolumeDevice:
         self._restore_reserve = restore_reserve
         self._flush = flush
         self.volume = volume
+        #: Where the volume's new pages go (its snapshots' too).
+        self._spread = spread
         self.snapshot = snapshot
 
     @property
@@ -112,7 +116,7 @@ class VolumeDevice:
         pieces = list(self._pieces(lba * SECTOR_SIZE, len(data)))
         self._prepare(pieces)
         for index, in_page, size, at in pieces:
-            self._tables.write(self._map_id, index, in_page, view[at : at + size], self.volume.pool_id, self._hook)
+            self._tables.write(self._map_id, index, in_page, view[at : at + size], self._spread, self._hook)
         if fua:
             self.flush()
 
@@ -132,7 +136,7 @@ class VolumeDevice:
         try:
             for index, _, _, _ in pieces:
                 before = tables.table(map_id).get(index)
-                if tables.writable_page(map_id, index, volume.pool_id, self._hook) != before:
+                if tables.writable_page(map_id, index, self._spread, self._hook) != before:
                     taken.append((index, before))
         except BaseException:
             for index, before in reversed(taken):
@@ -163,7 +167,7 @@ class VolumeDevice:
         pieces = list(self._pieces(lba * SECTOR_SIZE, count * SECTOR_SIZE))
         self._prepare(pieces)
         for index, in_page, size, _ in pieces:
-            self._tables.write(self._map_id, index, in_page, pattern[:size], self.volume.pool_id, self._hook)
+            self._tables.write(self._map_id, index, in_page, pattern[:size], self._spread, self._hook)
 
     def _zero(self, offset: int, length: int, deallocate: bool) -> None:
         tables, map_id = self._tables, self._map_id
@@ -184,7 +188,7 @@ class VolumeDevice:
                 edges = [(in_page, size)]
             for start, span in edges:
                 if span > 0:
-                    tables.write(map_id, index, start, bytes(span), self.volume.pool_id, self._hook)
+                    tables.write(map_id, index, start, bytes(span), self._spread, self._hook)
             if deallocate and not tables.page_has_data(map_id, index):
                 tables.unmap_page(map_id, index)
         self._space.forget(self.volume)

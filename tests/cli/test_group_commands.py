@@ -154,6 +154,7 @@ def test_members(cli: Any) -> None:
         "TotalSpace": "9.99GB",
         "UsedSpace": "0MB",
         "FreeSpace": "9.99GB",
+        "Operation": "none",
     }
     assert "does not exist" in cli.error("member select member-9 show")
 

@@ -5,7 +5,8 @@
 ``VolumeReportedSpace:`` and ``TotalVolumes:`` (the Cinder driver's stats,
 each required) in its key/value block; the pool's members and volumes follow
 as tables after it, where the driver's parser no longer looks. ``pool delete``
-asks first, like ``volume delete``. ``grpparams show`` must print ``Group-Ipaddress:`` (the portal
+asks first, like ``volume delete``; ``pool merge P Q`` (inferred syntax) moves P's members and
+volumes into Q and deletes P. ``grpparams show`` must print ``Group-Ipaddress:`` (the portal
 Cinder hands to initiators). Sizes use only MB, GB and TB.
 """
 
@@ -51,7 +52,7 @@ def _pool_figures(session: Session, pool_id: int) -> dict[str, int]:
 
 def pool(session: Session, words: Words) -> list[str]:
     group = session.group
-    action = words.keyword(["create", "delete", "select", "show"])
+    action = words.keyword(["create", "delete", "merge", "select", "show"])
     if action == "show":
         words.end()
         return _pool_table(session)
@@ -59,6 +60,11 @@ def pool(session: Session, words: Words) -> list[str]:
     if action == "create":
         words.end()
         group.create_pool(name)
+        return []
+    if action == "merge":
+        destination = words.take("destination pool name")
+        words.end()
+        group.merge_pools(name, destination)
         return []
     pool_id = group.pool_id(name)
     if action == "delete":

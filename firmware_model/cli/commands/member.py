@@ -6,6 +6,9 @@ layout of the array's own ``member select M show`` is not public
 (research/next-capabilities.md 1.2): the names are confirmed, the layout is
 inferred. ``member select M raid-policy P`` is the array's command that
 initialises a new member's RAID set (keywords from eqlDriveGroupRAIDPolicy).
+``member select M delete`` (vacate, then leave the group), ``member select M pool P`` and
+``member select M cancel-operation`` are the array's operations (the MIB's vacate and movePool);
+their syntax is inferred. ``Operation:`` shows the one under way with its percent complete.
 """
 
 from __future__ import annotations
@@ -56,11 +59,26 @@ def member(session: Session, words: Words) -> list[str]:
         return table(columns, rows)
     name = words.take("member name")
     report = group.member_admin.report(name)
-    sub = words.keyword(["show", "raid-policy"])
+    sub = words.keyword(["show", "raid-policy", "delete", "pool", "cancel-operation"])
     if sub == "raid-policy":
         policy = words.keyword(list(POLICIES), "RAID policy")
         words.end()
         group.configure_member(name, policy)
+        return []
+    if sub == "delete":
+        words.end()
+        return session.confirm(
+            f"Do you really want to delete the member {name}? Its data moves to the other members of its pool first.",
+            lambda: _delete(session, name),
+        )
+    if sub == "pool":
+        pool = words.take("pool name")
+        words.end()
+        group.move_member(name, pool)
+        return []
+    if sub == "cancel-operation":
+        words.end()
+        group.cancel_member_operation(name)
         return []
     if words.optional_keyword(["disks"]):
         words.end()
@@ -81,8 +99,27 @@ def member(session: Session, words: Words) -> list[str]:
         ("TotalSpace", format_size(report.capacity_pages * PAGE_SIZE)),
         ("UsedSpace", format_size((report.capacity_pages - report.free_pages) * PAGE_SIZE)),
         ("FreeSpace", format_size(report.free_pages * PAGE_SIZE)),
+        ("Operation", _operation(session, name)),
     ]
     return [title("Member Information"), *key_values(pairs, session.setting("formatoutput"))]
+
+
+def _delete(session: Session, name: str) -> list[str]:
+    session.group.delete_member(name)
+    if any(r.name == name for r in session.group.member_admin.reports()):
+        return ["Member deletion started; the member leaves the group once its data has moved."]
+    return ["Member deletion succeeded."]
+
+
+def _operation(session: Session, name: str) -> str:
+    """``none``, or the move under way: ``vacate 40%`` or ``move-pool P 40%``."""
+    group = session.group
+    move = group.move_of_member(group.member_admin.member_id(name))
+    if move is None:
+        return "none"
+    if move.kind == "member-pool":
+        return f"move-pool {group.pools[move.pool_id]} {move.percent}%"
+    return f"vacate {move.percent}%"
 
 
 def _disks(session: Session, name: str) -> list[str]:

@@ -7,6 +7,9 @@
         fails disk N, puts a new disk in slot N (it becomes a spare), or makes
         LENGTH bytes at byte OFFSET of disk N unreadable (a latent sector error;
         the RAID layer rebuilds and rewrites them when they are read).
+    simulate member select M power off | on
+        powers member M off (it goes off-line: every volume and snapshot with data on it goes
+        offline, and only those) or back on (they come back online).
     simulate member select M verify
         starts the array's background verification of member M now (RAID status
         verifying): every stripe is read, latent sector errors are rewritten and
@@ -54,9 +57,15 @@ def simulate(session: Session, words: Words) -> list[str]:
         return []
     name = words.take("member name")
     admin = session.group.member_admin
-    if words.keyword(["disk", "verify"], "object") == "verify":
+    what = words.keyword(["disk", "verify", "power"], "object")
+    if what == "verify":
         words.end()
         admin.verify(name)
+        return []
+    if what == "power":
+        on = words.keyword(["on", "off"], "power state") == "on"
+        words.end()
+        session.group.power_member(name, on)
         return []
     disk = whole_number_argument(words, "disk number")
     fault = words.keyword(["fail", "replace", "bad-sectors"], "fault")

@@ -6,6 +6,9 @@ final period), ``Volume deletion succeeded.``, the ``Volume Information``
 block of ``Key: Value`` lines (``Size:``, ``iSCSI Name:``), and the volume
 list table with names wrapped inside a 15-character column. The snapshot
 reserve of a volume with snapshots cannot drop to 0% or below what they use.
+``ActualMembers:`` counts the members holding the volume's data and ``Members:`` names them;
+``volume select V pool P`` moves the volume online, ``Operation:`` showing its progress
+(inferred syntax and fields).
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ def volume_details(session: Session, vol: Volume, with_access: bool = False) -> 
     snap_free = max(0, snap_reserve - space.snapshot_in_use(vol, snapshots))
     snap_free_pct = snap_free * 100 // snap_reserve if snap_reserve else 0
     status = "online" if vol.online else "offline"
+    holders = group.members_holding(vol)
     desired = "online" if vol.online or vol.offline_reason else "offline"
     pairs = [
         ("Name", vol.name),
@@ -143,7 +147,7 @@ def volume_details(session: Session, vol: Volume, with_access: bool = False) -> 
         ("ReplReserveInUse", "0MB"),
         ("iSCSI Alias", vol.alias),
         ("iSCSI Name", vol.iqn),
-        ("ActualMembers", "1"),
+        ("ActualMembers", str(len(holders))),
         ("Snap-Warn", f"{vol.snap_warn}%"),
         ("Snap-Depletion", vol.snap_depletion),
         ("Description", vol.description),
@@ -167,6 +171,11 @@ def volume_details(session: Session, vol: Volume, with_access: bool = False) -> 
             ("Thin-Growth-Warn", f"{vol.thin_warn}%"),
             ("Thin-Growth-Max", f"{vol.thin_max}%"),
         ]
+    move = group.move_of_volume(vol.id)
+    pairs += [
+        ("Members", ", ".join(holders)),
+        ("Operation", f"move-pool {group.pools[move.pool_id]} {move.percent}%" if move else "none"),
+    ]
     lines = [title("Volume Information"), *key_values(pairs, session.setting("formatoutput"))]
     if with_access:
         lines += ["", title("Access Records"), *access.access_table(group.access_records(vol.name))]
@@ -183,7 +192,7 @@ def _select(session: Session, words: Words) -> list[str]:
     keywords = [
         "show", "offline", "online", "read-only", "read-write", "size", "multihost-access",
         "description", "clone", "access", "snapshot", "snap-depletion", "thin-provision",
-        "iscsi-alias", *_PERCENT_SETTINGS,
+        "iscsi-alias", "pool", *_PERCENT_SETTINGS,
     ]  # fmt: skip
     action = words.keyword(keywords)
     if action == "access":
@@ -208,6 +217,10 @@ def _change(session: Session, words: Words, vol: Volume, action: str) -> list[st
     if action in ("offline", "online"):
         words.end()
         group.set_volume_online(name, action == "online")
+    elif action == "pool":
+        pool = words.take("pool name")
+        words.end()
+        group.move_volume(name, pool)
     elif action in ("read-only", "read-write"):
         words.end()
         group.set_volume_read_only(name, action == "read-only")
