@@ -41,6 +41,10 @@ def test_release_0_1_group_opens_with_its_data(group_v1: Path) -> None:
         assert group.device("thick1").read(100, 2) == b"D" * 1024
         assert group.volume("vol1").description == "made by release 0.1"
         assert [m[0] for m in group.members()] == ["member-1"]
+        member_id = group.member_admin.member_id("member-1")
+        for name in ("vol1", "thick1"):  # step 4: each volume's spread is its pool's member
+            assert group.spreads.of(group.volume(name).id).members == [member_id]
+            assert group.members_holding(group.volume(name)) == ["member-1"]
         vol1.write(8, b"E" * 512)
     with Group.open(group_v1) as group:
         assert group.device("vol1").read(8, 1) == b"E" * 512
