@@ -87,6 +87,7 @@ class DataMoves:
         def log_event(self, level: str, message: str, member: str = "") -> None: ...
         def pool_free(self, pool_id: int) -> int: ...
         def volume(self, name: str) -> Volume: ...
+        def balance_step(self, budget: int) -> bool: ...
 
     # ---------------------------------------------------------------- loading
 
@@ -240,14 +241,13 @@ class DataMoves:
     # -------------------------------------------------------------- the work
 
     def moves_step(self, budget: int) -> bool:
-        """One slice of the first move that can make progress; True if one did (rule 5).
-
-        False while every move waits (a member off-line, no room): the caller looks again later
-        instead of spinning."""
+        """One slice of the first move that can make progress, else of the capacity balancer; True if
+        one did (rule 5). False while every move waits (a member off-line, no room) and nothing needs
+        balancing: the caller looks again later instead of spinning."""
         for move in list(self.moves.values()):
             if self._can_run(move) and self._step(move, budget):
-                return bool(self.moves)
-        return False
+                return True
+        return self.balance_step(budget)
 
     def _can_run(self, move: Move) -> bool:
         """A member's move needs the member on-line; a volume's, the volume not held offline by a member."""

@@ -29,6 +29,7 @@ from .access_admin import AccessAdmin
 from .block import DeviceOffline, SpaceExhausted
 from .catalog import Catalog
 from .errors import GroupLocked, InvalidRequest, NotFound
+from .capacity_balancer import CapacityBalancer
 from .data_moves import DataMoves
 from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MemberAdmin
 from .member_states import MemberStates
@@ -75,7 +76,7 @@ def _merge(current: dict[int, R], rows: list[R]) -> dict[int, R]:
     return merged
 
 
-class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin, MemberStates, DataMoves):
+class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin, MemberStates, DataMoves, CapacityBalancer):
     """An open PS Series group. Only one process may have a group open at a time."""
 
     def __init__(self, directory: Path, clock: Callable[[], datetime] = datetime.now) -> None:

@@ -151,8 +151,10 @@ def test_pool_merge_moves_members_and_volumes_without_moving_data(cli: Any) -> N
     assert "p2" not in [r[0] for r in cli.rows("pool show")]
     assert cli.values("volume select v1 show")["Pool"] == "default"
     assert cli.values("member select m2 show")["Pool"] == "default"
-    assert _where(cli.group, "v1") == {"m2"}
-    assert not cli.group.background_step(MiB)
+    assert _where(cli.group, "v1") == {"m2"} and not cli.group.moves  # no data moved to merge
+    _check(cli.group, "v1", written)
+    _run_moves(cli.group)  # then the capacity balancer evens m2 and member-1 out
+    assert _where(cli.group, "v1") == {"member-1", "m2"}
     _check(cli.group, "v1", written)
 
 
@@ -168,20 +170,20 @@ def test_cancel_operation_leaves_the_member_where_it_was(cli: Any) -> None:
     values = cli.values("member select m2 show")
     assert (values["Status"], values["Operation"]) == ("on-line", "none")
     assert values["UsedSpace"] == used  # the page being copied stayed where it was
-    assert not cli.group.background_step(MiB)
+    assert not cli.group.moves
     _check(cli.group, "v1", written)
     assert "no operation in progress" in cli.error("member select m2 cancel-operation")
 
 
 def test_a_powered_off_member_takes_exactly_its_volumes_offline(cli: Any) -> None:
-    _add(cli, "m2")
-    cli.ok("volume create v1 150MB")
-    written = _fill(cli.group, "v1", 4, 11)
-    assert "m2" in _where(cli.group, "v1")
     cli.quiet("pool create p2")
     _add(cli, "m3", "p2")
     cli.ok("volume create v2 30MB pool p2")
     other = _fill(cli.group, "v2", 1, 12)
+    _add(cli, "m2")
+    cli.ok("volume create v1 150MB")
+    written = _fill(cli.group, "v1", 4, 11)
+    assert "m2" in _where(cli.group, "v1")
     capacity = cli.values("pool select default show")["TotalCapacity"]
     cli.quiet("simulate member select m2 power off")
     assert cli.values("member select m2 show")["Status"] == "off-line"
@@ -251,3 +253,18 @@ def test_refused_moves_change_nothing(cli: Any, setup: list[str], line: str, say
     before = helpers.group_state(cli.group)
     assert says in cli.error(line)
     assert helpers.group_state(cli.group) == before
+
+
+def test_a_new_member_receives_data_from_the_capacity_balancer(tmp_path: Any) -> None:
+    group = Group.init(tmp_path / "own", member_size=10 * PAGE_SIZE, raid_policy="file")
+    try:
+        group.create_volume("v1", 8 * PAGE_SIZE, snap_reserve=0)
+        written = _fill(group, "v1", 8, 15)
+        group.add_member("m2", 10 * PAGE_SIZE, "default", raid_policy="file")
+        assert _where(group, "v1") == {"member-1", "m2"}  # in the spread at once, with no data yet
+        _run_moves(group)
+        on = {m.name: m.capacity_pages - m.free_pages for m in group.placement.members.values()}
+        assert on == {"member-1": 4, "m2": 4}  # 40% and 40% used: one more page would not even them out
+        _check(group, "v1", written)
+    finally:
+        group.close()
