@@ -54,8 +54,9 @@ class CapacityBalancer:
     def balance_step(self, budget: int) -> bool:
         """One slice of balancing; True if a page was being moved (rule 1)."""
         page = self._balancing
-        if page is not None and (page.ended or not self.placement.members[page.dest[0]].counts
-                                 or not self.placement.members[page.source[0]].counts):
+        members = self.placement.members
+        if page is not None and (page.ended or not members[page.dest[0]].counts or not members[page.source[0]].counts
+                                 or members[page.dest[0]].pool_id != members[page.source[0]].pool_id):
             page.cancel()
             page = self._balancing = None
         if page is None:
@@ -77,7 +78,10 @@ class CapacityBalancer:
                 spread = self.spreads.of(volume.id)
                 if volume.pool_id != pool_id or (dest.id not in spread.members and len(spread.members) >= MAX_SPREAD):
                     continue
-                on_source = [pid for pid in self._volume_pages(volume) if self.tables.phys[pid].address[0] == source.id]
+                on_source = [
+                    pid for pid in self._volume_pages(volume)
+                    if self.tables.phys[pid].address[0] == source.id and pid not in self.tables.watchers
+                ]  # fmt: skip
                 if not on_source:
                     continue
                 if dest.id not in spread.members:  # rule 3

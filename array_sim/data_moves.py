@@ -16,7 +16,8 @@ vacate, vacated and its operations movePool / vacate with CompletePct):
    removed); a moved one joins the new pool and its spreads.
 3. Moving a volume (``volume select V pool P``) puts it in the new pool at once (its reserve is
    taken there, new pages go there) and moves every page of the volume and its snapshots that is
-   outside that pool. Refused when the new pool lacks space for its reserve, and while the volume
+   outside that pool; until they have left, those pages still count against the old pool's free
+   space (``pages_leaving``). Refused when the new pool lacks space for its reserve, and while the volume
    shares pages with a volume outside its own snapshots (a clone made from it, or it from another):
    moving those pages would move the other volume's data too.
 4. ``pool merge P Q`` moves no data: P's members and volumes join Q, and P is deleted. Refused for
@@ -32,7 +33,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from .errors import InvalidRequest, NoSpace
-from .member_admin import FILE_LAYOUT, MEMBER_OFFLINE
+from .member_admin import FILE_LAYOUT
 from .page_mover import PageMove
 from .pool import DEFAULT_POOL, MAX_SPREAD, Member, pool_named
 from .pool_admin import MAX_POOL_MEMBERS
@@ -59,7 +60,8 @@ class Move:
         self.id, self.kind, self.member_id, self.volume_id, self.pool_id, self.total = row
         #: Pages left, as of the last plan.
         self.left = self.total
-        self.plan: list[tuple[int, int | None]] = []
+        #: Page id -> a volume that uses it, of the pages still to move (the next one last).
+        self.plan: dict[int, int | None] = {}
         self.page: PageMove | None = None
 
     @property
@@ -88,10 +90,13 @@ class DataMoves:
         def pool_free(self, pool_id: int) -> int: ...
         def volume(self, name: str) -> Volume: ...
         def balance_step(self, budget: int) -> bool: ...
+        def offline_members(self) -> set[int]: ...
+        def maps_on(self, member_ids: set[int]) -> set[int]: ...
 
     # ---------------------------------------------------------------- loading
 
     def _load_moves(self) -> None:
+        self.tables.on_freed = self._page_freed
         for move in self.moves.values():
             if move.page is not None:
                 move.page.cancel()
@@ -150,6 +155,10 @@ class DataMoves:
         if self.pool_free(member.pool_id) < 0 or others < used:
             member.vacating = False
             raise NoSpace(f"Not enough free space in pool {pool} for the data of member {member.name}.")
+        for watcher in list(self.tables.watchers.values()):
+            if isinstance(watcher, PageMove) and watcher.dest[0] == member_id:
+                watcher.cancel()  # a page on its way onto the member goes elsewhere
+        used = member.capacity_pages - member.free_pages
         with self.catalog.transaction() as db:
             db.execute(
                 "INSERT INTO moves (kind, member_id, volume_id, pool_id, total_pages, started)"
@@ -209,7 +218,8 @@ class DataMoves:
                for m in self.moves.values()):
             raise InvalidRequest(f"Data is moving in pool {source}; wait for it or cancel it first.")
         counts = dict(self.catalog.db.execute("SELECT pool_id, COUNT(*) FROM members GROUP BY pool_id").fetchall())
-        if counts.get(src, 0) + counts.get(dst, 0) > MAX_POOL_MEMBERS:
+        arriving = sum(1 for m in self.moves.values() if m.kind == "member-pool" and m.pool_id == dst)
+        if counts.get(src, 0) + counts.get(dst, 0) + arriving > MAX_POOL_MEMBERS:
             raise InvalidRequest(f"Pool {destination} would have more than {MAX_POOL_MEMBERS} members.")
         with self.catalog.transaction() as db:
             db.execute("UPDATE members SET pool_id = ? WHERE pool_id = ?", (dst, src))
@@ -253,7 +263,10 @@ class DataMoves:
         """A member's move needs the member on-line; a volume's, the volume not held offline by a member."""
         if move.member_id is not None:
             return self.placement.members[move.member_id].online
-        return self.volumes[move.volume_id].offline_reason != MEMBER_OFFLINE  # type: ignore[index]
+        volume = self.volumes[move.volume_id]  # type: ignore[index]
+        family = {volume.map_id, *(s.map_id for s in self.snapshots_of(volume))}
+        offline = self.offline_members()
+        return not offline or not family & self.maps_on(offline)
 
     def _step(self, move: Move, budget: int) -> bool:
         """Copy on; False if the move cannot go on now."""
@@ -284,15 +297,18 @@ class DataMoves:
                 move.left = len(move.plan)
                 if not move.plan:
                     return None
-            pid, volume_id = move.plan[-1]
+            pid = next(reversed(move.plan))
+            volume_id = move.plan[pid]
             page = self.tables.phys.get(pid)
             if page is None or not self._still_to_move(move, page.address[0]):
-                move.plan.pop()
+                del move.plan[pid]  # gone, or moved meanwhile
                 continue
-            target = self._destination(move, volume_id)
+            if pid in self.tables.watchers:
+                return None  # another move is copying it (one copy at a time): wait for that one
+            target = self._destination(move, volume_id if volume_id in self.volumes else None)
             if target is None:
                 return None  # no room anywhere: the move waits, its plan kept (the check at its start makes this rare)
-            move.plan.pop()
+            del move.plan[pid]
             return PageMove(self.tables, self.placement, self.catalog, pid, target.id)
 
     def _still_to_move(self, move: Move, member_id: int) -> bool:
@@ -312,17 +328,23 @@ class DataMoves:
                     spread.on_join(best.id)
         return best
 
-    def _plan(self, move: Move) -> list[tuple[int, int | None]]:
-        """(page id, a volume that uses it) of every page the move still has to move, last first."""
+    def _plan(self, move: Move) -> dict[int, int | None]:
+        """Page id -> a volume that uses it, of every page the move still has to move (the next one last)."""
+        phys = self.tables.phys
         if move.volume_id is not None:
             volume = self.volumes[move.volume_id]
             pages = self._volume_pages(volume)
-            return [(pid, volume.id) for pid in sorted(pages, reverse=True) if self._still_to_move(move, self.tables.phys[pid].address[0])]
+            return {pid: volume.id for pid in sorted(pages, reverse=True) if self._still_to_move(move, phys[pid].address[0])}
         owner: dict[int, int | None] = {}
         for volume in self.volumes.values():
             for pid in self._volume_pages(volume):
                 owner.setdefault(pid, volume.id)
-        return [(pid, owner.get(pid)) for pid, page in sorted(self.tables.phys.items(), reverse=True) if page.address[0] == move.member_id]
+        return {pid: owner.get(pid) for pid in sorted(phys, reverse=True) if phys[pid].address[0] == move.member_id}
+
+    def _page_freed(self, pid: int) -> None:
+        """A freed page leaves every plan: its id may soon name another volume's new page."""
+        for move in self.moves.values():
+            move.plan.pop(pid, None)
 
     def _finish(self, move: Move) -> None:
         with self.catalog.transaction() as db:
@@ -336,32 +358,36 @@ class DataMoves:
                 member = self.placement.members[move.member_id]
                 if move.kind == "delete":
                     self.log_event("INFO", f"Member {member.name} is vacated; it leaves the group.", member.name)
+                    self._remove_member(member.id, member.name)  # in the same transaction (kill -9 safe)
                 else:
                     db.execute("UPDATE members SET pool_id = ? WHERE id = ?", (move.pool_id, member.id))
                     member.pool_id, member.vacating = move.pool_id, False
                     self.spreads.member_joined(member.id, move.pool_id)
                     self.log_event("INFO", f"Member {member.name} moved to pool {self.pools[move.pool_id]}.", member.name)
         del self.moves[move.id]
-        if move.kind == "delete":
-            self._remove_member(move.member_id, self.placement.members[move.member_id].name)  # type: ignore[arg-type]
 
     def _remove_member(self, member_id: int, name: str) -> None:
-        """A vacated (or unconfigured) member leaves the group: its row, then its files."""
+        """A vacated (or unconfigured) member leaves the group: its rows, then (once committed) its files."""
         store, layout = self.catalog.db.execute("SELECT store, layout FROM members WHERE id = ?", (member_id,)).fetchone()
+
+        def remove_files() -> None:
+            member = self.placement.members.pop(member_id, None)
+            if member is not None:
+                member.store.close()
+                self.tables.chunk_maps.pop(member_id).close()
+            path = self.member_admin.directory / store
+            if layout == FILE_LAYOUT:
+                path.unlink(missing_ok=True)
+                path.with_suffix(".chunks").unlink(missing_ok=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
         with self.catalog.transaction() as db:
             db.execute("DELETE FROM volume_members WHERE member_id = ?", (member_id,))
+            db.execute("DELETE FROM member_ports WHERE member_id = ?", (member_id,))
             db.execute("DELETE FROM members WHERE id = ?", (member_id,))
             self.log_event("INFO", f"Member {name} was removed from the group.")
-        member = self.placement.members.pop(member_id, None)
-        if member is not None:
-            member.store.close()
-            self.tables.chunk_maps.pop(member_id).close()
-        path = self.member_admin.directory / store
-        if layout == FILE_LAYOUT:
-            path.unlink(missing_ok=True)
-            path.with_suffix(".chunks").unlink(missing_ok=True)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+            self.catalog.after_commit(remove_files)
 
     # -------------------------------------------------------------- queries
 
@@ -386,6 +412,17 @@ class DataMoves:
     def _volume_pages(self, volume: Volume) -> set[int]:
         return self._reachable({volume.map_id, *(s.map_id for s in self.snapshots_of(volume))})
 
+
+    def pages_leaving(self, pool_id: int) -> int:
+        """Pages on ``pool_id``'s members of volumes moving to another pool (rule 3)."""
+        leaving = 0
+        for move in self.moves.values():
+            if move.volume_id is not None and move.pool_id != pool_id:
+                phys = self.tables.phys
+                for pid in self._volume_pages(self.volumes[move.volume_id]):
+                    if self.placement.members[phys[pid].address[0]].pool_id == pool_id:
+                        leaving += 1
+        return leaving
 
     def members_holding(self, volume: Volume) -> list[str]:
         """Names of the members the volume is on: its spread, and any member still holding pages of it or

@@ -20,6 +20,7 @@ Rules of this module:
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 from .catalog import Catalog
 from .chunk_map import ChunkMap
 from .errors import InvalidRequest, NotFound
+from .member_ports import assign_ports
 from .member_store import FileStore, SlotStore, StoreHealth
 from .naming import valid_object_name
 from .pages import PageTables
@@ -95,13 +97,26 @@ class MemberAdmin:
         """Open every configured member's store; returns their chunk maps."""
         chunk_maps: dict[int, ChunkMap] = {}
         rows = self.catalog.db.execute("SELECT id, name, pool_id, capacity_pages, store, layout, powered FROM members")
-        for member_id, name, pool_id, capacity, store, layout, powered in rows.fetchall():
+        rows = rows.fetchall()
+        self._remove_leftovers({Path(store).name for *_, store, _layout, _powered in rows})
+        for member_id, name, pool_id, capacity, store, layout, powered in rows:
             if layout == "unconfigured":
                 continue
             self._attach(member_id, name, pool_id, self._open_store(name, layout, store, capacity))
             self.placement.members[member_id].powered = bool(powered)
             chunk_maps[member_id] = ChunkMap(_chunk_map_path(self.directory, layout, store), capacity)
         return chunk_maps
+
+    def _remove_leftovers(self, stores: set[str]) -> None:
+        """Files of members that left the group: a crash after the commit that removed a member may have
+        left them (``data_moves``); nothing else lives in ``members/``."""
+        folder = self.directory / "members"
+        if not folder.is_dir():
+            return
+        keep = stores | {Path(s).with_suffix(".chunks").name for s in stores}
+        for entry in folder.iterdir():
+            if entry.name not in keep:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
     def _open_store(self, name: str, layout: str, store: str, capacity: int) -> SlotStore:
         if layout == FILE_LAYOUT:
@@ -119,6 +134,10 @@ class MemberAdmin:
             self._offline_seen.add(member_id)
 
     # ------------------------------------------------------------------ adding
+
+    @staticmethod
+    def _last_id(db: sqlite3.Connection) -> int:
+        return int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
 
     def member_id(self, name: str) -> int:
         return self._row(name)[0]
@@ -152,6 +171,7 @@ class MemberAdmin:
                 " VALUES (?, ?, 0, ?, 'unconfigured', ?, ?)",
                 (name, pool_id, f"members/{name}", disks, disk_size),
             )
+            assign_ports(db, self._last_id(db), self.catalog.param("group_ip") or "127.0.0.1")
             self.log("INFO", f"Member {name} was added to the group; its RAID policy is not configured.", name)
 
     def configure(self, name: str, raid_policy: str, verify: bool = True) -> tuple[int, ChunkMap]:
@@ -222,6 +242,7 @@ class MemberAdmin:
                 ).lastrowid
                 or 0
             )
+            assign_ports(db, member_id, self.catalog.param("group_ip") or "127.0.0.1")
         self._attach(member_id, name, pool_id, FileStore(self.directory / store, capacity))
         return member_id, ChunkMap(chunk_path, capacity)
 

@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Callable
 
 from .errors import InvalidRequest
+from .member_ports import assign_ports
 
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "schema_version", "migrate"]
 
@@ -72,11 +73,23 @@ def _volumes_spread_over_members(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO volume_members VALUES (?, ?, ?)", (volume_id, member_id, position))
 
 
+def _members_have_ports(db: sqlite3.Connection) -> None:
+    """Version 5: each member's Ethernet ports and their addresses (``member_ports``)."""
+    db.execute(
+        "CREATE TABLE member_ports (member_id INTEGER NOT NULL REFERENCES members(id), eth INTEGER NOT NULL,"
+        " address TEXT NOT NULL UNIQUE, up INTEGER NOT NULL, PRIMARY KEY (member_id, eth)) WITHOUT ROWID"
+    )
+    row = db.execute("SELECT value FROM group_params WHERE key = 'group_ip'").fetchone()
+    for (member_id,) in db.execute("SELECT id FROM members ORDER BY id").fetchall():
+        assign_ports(db, member_id, row[0] if row else "127.0.0.1")
+
+
 #: (version reached, what the step does); applied in order.
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (2, _members_describe_their_storage),
     (3, _events_have_codes),
     (4, _volumes_spread_over_members),
+    (5, _members_have_ports),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -19,11 +19,14 @@ Rules of this module (research/next-capabilities.md 2, "a page mover"):
    free (nothing in the catalog names it; its chunk bits are forgotten when it is next taken);
    after it, the new slot is in charge and the old one is free. One complete copy is always in charge.
 5. A page freed while it is copied ends its move (``gone``); a cancelled move gives its
-   destination slot back. Neither changes the page.
+   destination slot back, and so does a move whose source or destination goes off-line under
+   it. None of them changes the page. A page has at most one move at a time (the movers skip a
+   page that has a watcher).
 """
 
 from __future__ import annotations
 
+from .block import DeviceOffline
 from .catalog import Catalog
 from .pages import PageTables
 from .pool import PageAddress, Placement
@@ -52,8 +55,11 @@ class PageMove:
     # -------------------------------------------------------------- PageWatcher
 
     def changed(self, first: int, last: int) -> None:
-        if first < self.cursor:
-            self._copy(first, min(last, self.cursor))
+        if first < self.cursor and not self.ended:
+            try:
+                self._copy(first, min(last, self.cursor))
+            except DeviceOffline:
+                self.cancel()  # the destination went off-line: the write that came in stands, the move ends
 
     def gone(self) -> None:
         self.ended = True
@@ -72,7 +78,11 @@ class PageMove:
             if here:
                 stop = min(stop, start + max(1, (budget - done) // CHUNK_SIZE))
                 done += (stop - start) * CHUNK_SIZE
-            self._copy(start, stop)
+            try:
+                self._copy(start, stop)
+            except DeviceOffline:
+                self.cancel()  # a member went off-line: the mover picks the page again later
+                return True
             self.cursor = stop
         return self.cursor >= CHUNKS_PER_PAGE
 
@@ -92,6 +102,7 @@ class PageMove:
     def switch(self) -> None:
         """Make the copy the page (rule 3); call once ``step`` returned True and the page lives."""
         assert not self.ended and self.cursor >= CHUNKS_PER_PAGE
+        assert self.tables.phys[self.pid].address == self.source and self.tables.watchers.get(self.pid) is self
         self.placement.store(self.dest[0]).flush()
         self.tables.chunk_maps[self.dest[0]].flush()
         with self.catalog.transaction() as db:

@@ -37,6 +37,7 @@ from typing import Protocol
 
 from .catalog import Catalog
 from .chunk_map import ChunkMap
+from .member_store import MemberOffline
 from .pool import PageAddress, Placement, Spread
 from .units import CHUNK_SIZE, CHUNKS_PER_PAGE
 
@@ -85,6 +86,8 @@ class PageTables:
         self.phys: dict[int, PhysPage] = {}
         #: Pages being moved, by id (rule 5).
         self.watchers: dict[int, PageWatcher] = {}
+        #: Told of every page freed (the data mover forgets it: its id may be given to a new page).
+        self.on_freed: Callable[[int], None] = lambda pid: None
 
     @staticmethod
     def chunk_map_path(store: Path) -> Path:
@@ -192,6 +195,7 @@ class PageTables:
             watcher = self.watchers.pop(pid, None)
             if watcher is not None:
                 watcher.gone()
+            self.on_freed(pid)
             self.catalog.db.execute("DELETE FROM phys_pages WHERE id = ?", (pid,))
             self.catalog.after_commit(lambda address=page.address: self._release(address))
             if page.backing is None:
@@ -208,8 +212,11 @@ class PageTables:
         page = self.phys.get(pid)
         if page is None or page.maps:
             return
-        for overlay_id in sorted(page.overlays):
-            self._absorb(self.phys[overlay_id], 0, CHUNKS_PER_PAGE)
+        try:
+            for overlay_id in sorted(page.overlays):
+                self._absorb(self.phys[overlay_id], 0, CHUNKS_PER_PAGE)
+        except MemberOffline:
+            return  # a member it needs is off-line: the page stays (unmapped) and is folded at a later open
         with self.catalog.transaction():
             for overlay_id in list(page.overlays):
                 self._unlink(self.phys[overlay_id])

@@ -13,7 +13,11 @@ Rules of this module:
    takes pages (on-line, powered on, not being vacated, not full).
 2. When no member of the spread can take it and the spread has fewer than
    ``MAX_SPREAD`` members, the pool member with the highest free percentage
-   that takes pages joins the spread (``Spread.on_join`` records it).
+   that takes pages joins the spread (``Spread.on_join`` records it). When
+   the spread is full and all its members are, the page goes to the pool's
+   best member all the same, outside the spread: a volume's reserve is the
+   pool's promise, so a write it covers is never refused while the pool has
+   room (the volume then has data on more than ``MAX_SPREAD`` members).
 3. Ties go to the member with the lowest id, so placement is deterministic.
 """
 
@@ -131,9 +135,9 @@ class Placement:
             SpaceExhausted: no member the volume may use has a free slot.
         """
         member = self.best([self.members[m] for m in spread.members if m in self.members])
-        if member is None and len(spread.members) < MAX_SPREAD:
+        if member is None:
             member = self.best(self.pool_members(spread.pool_id, exclude=spread.members))
-            if member is not None:
+            if member is not None and len(spread.members) < MAX_SPREAD:
                 spread.members.append(member.id)
                 spread.on_join(member.id)
         if member is None:

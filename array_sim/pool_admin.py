@@ -55,14 +55,16 @@ class PoolAdmin:
     if TYPE_CHECKING:
 
         def snapshots_of(self, volume: Volume) -> list[Snapshot]: ...
+        def pages_leaving(self, pool_id: int) -> int: ...
 
     def pool_volumes(self, pool_id: int) -> list[Volume]:
         return [v for v in self.volumes.values() if v.pool_id == pool_id]
 
     def pool_free(self, pool_id: int) -> int:
-        """Free pages of a pool: capacity less every reserve in it."""
+        """Free pages of a pool: capacity less every reserve in it, and less the pages of volumes moving
+        out of it that are still there (their reserve is already the new pool's)."""
         reserved = sum(self.space.reserved(v, self.snapshots_of(v)) for v in self.pool_volumes(pool_id))
-        return self.placement.pool_capacity(pool_id) - reserved
+        return self.placement.pool_capacity(pool_id) - reserved - self.pages_leaving(pool_id)
 
     def create_pool(self, name: str) -> None:
         if not valid_object_name(name):

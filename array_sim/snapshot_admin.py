@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import AlreadyExists, InvalidRequest, NoSpace
-from .member_admin import MEMBER_OFFLINE
 from .naming import check_text, default_snapshot_name, target_iqn
 from .records import Snapshot, Volume, insert_row, update_row
 
@@ -43,6 +42,7 @@ class SnapshotAdmin:
         def snapshots_of(self, volume: Volume) -> list[Snapshot]: ...
         def _find_snapshot(self, volume: Volume, name: str) -> Snapshot: ...
         def pool_free(self, pool_id: int) -> int: ...
+        def held_offline(self, map_id: int) -> bool: ...
 
     def snapshot(self, volume: str, name: str) -> Snapshot:
         return self._find_snapshot(self.volume(volume), name)
@@ -50,7 +50,7 @@ class SnapshotAdmin:
     def create_snapshot(self, volume: str, name: str | None = None, description: str = "") -> Snapshot:
         """Take a snapshot now; its cost is one page-table row per allocated page."""
         vol = self.volume(volume)
-        if vol.offline_reason == MEMBER_OFFLINE:
+        if self.held_offline(vol.map_id):
             raise InvalidRequest(f"Volume {volume} is offline: its data is on a member that is offline.")
         if vol.snap_reserve == 0:
             raise InvalidRequest(f"Volume {volume} has no snapshot reserve; set snap-reserve first.")
@@ -88,7 +88,7 @@ class SnapshotAdmin:
 
     def set_snapshot_online(self, volume: str, name: str, online: bool) -> None:
         snapshot = self.snapshot(volume, name)
-        if online and snapshot.offline_reason:
+        if online and self.held_offline(snapshot.map_id):
             raise InvalidRequest(f"Snapshot {name} cannot be set online: its data is on a member that is offline.")
         with self.catalog.transaction() as db:
             update_row(db, snapshot, online=online, offline_reason="")
@@ -120,7 +120,7 @@ class SnapshotAdmin:
         snapshot = self._find_snapshot(vol, name)
         if vol.online or snapshot.online:
             raise InvalidRequest("Volume and snapshot must be offline to restore the volume.")
-        if MEMBER_OFFLINE in (vol.offline_reason, snapshot.offline_reason):
+        if self.held_offline(vol.map_id) or self.held_offline(snapshot.map_id):
             raise InvalidRequest(f"Volume {volume} cannot be restored: its data is on a member that is offline.")
         return vol, snapshot
 

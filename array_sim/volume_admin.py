@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import AlreadyExists, InvalidRequest, NoSpace, NotFound
-from .member_admin import MEMBER_OFFLINE
 from .naming import check_text, target_iqn
 from .records import SNAP_DEPLETION_POLICIES, Snapshot, Volume, insert_row, update_row
 from .space import percent_of
@@ -88,6 +87,8 @@ class VolumeAdmin:
         def log_event(self, level: str, message: str) -> None: ...
         def create_snapshot(self, volume: str, name: str | None = None, description: str = "") -> Snapshot: ...
         def _delete_snapshot(self, snapshot: Snapshot) -> None: ...
+        def held_offline(self, map_id: int) -> bool: ...
+        def _load_moves(self) -> None: ...
 
     # ----------------------------------------------------------------- lookups
 
@@ -131,7 +132,7 @@ class VolumeAdmin:
         origin: Volume | Snapshot = volume
         if snapshot is not None:
             origin = self._find_snapshot(volume, snapshot)
-        if origin.offline_reason == MEMBER_OFFLINE:
+        if self.held_offline(origin.map_id):
             raise InvalidRequest(f"{origin.name} cannot be cloned: its data is on a member that is offline.")
         return self._new_volume(
             name, origin.size_bytes, volume.pool_id, volume.thin, description, True, False, origin, {}
@@ -274,7 +275,7 @@ class VolumeAdmin:
         """Set a volume online or offline; one held offline by a member that is off-line stays offline
         until the member is back (``member_states`` rule 2)."""
         volume = self.volume(name)
-        if online and volume.offline_reason == MEMBER_OFFLINE:
+        if online and self.held_offline(volume.map_id):
             raise InvalidRequest(f"Volume {name} cannot be set online: its data is on a member that is offline.")
         with self.catalog.transaction() as db:
             update_row(db, volume, online=online, offline_reason="")
@@ -357,6 +358,7 @@ class VolumeAdmin:
             self.tables.drop_map(volume.map_id)
         del self.volumes[volume.id]
         self.space.forget(volume)
+        self._load_moves()  # a move of the volume ended with it
 
     def _find_snapshot(self, volume: Volume, name: str) -> Snapshot:
         for snapshot in self.snapshots_of(volume):

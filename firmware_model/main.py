@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--dir", type=Path, default=None, help="group directory (created on first run)")
     serve.add_argument("--portal", default=None, help="IP:PORT to listen on, the group IP (default 127.0.0.1:3260)")
     serve.add_argument("--nop-interval", type=float, default=30.0, help="seconds of silence before a NOP-In ping")
+    serve.add_argument(
+        "--no-redirect", action="store_true",
+        help="serve every login where it arrives instead of redirecting it from the group IP to a member port"
+        " (for initiators behind NAT: a QEMU guest on user networking, a container)",
+    )  # fmt: skip
 
     cli = commands.add_parser("cli", help="run Group Manager CLI commands (interactive without COMMAND)")
     cli.add_argument("--dir", type=Path, default=None, help="group directory (default: $ARRAY_SIM_DIR or per-user)")
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from .serve import serve
 
-            return serve(directory, args.portal, args.nop_interval)
+            return serve(directory, args.portal, args.nop_interval, redirect=not args.no_redirect)
         return _cli(args, directory)
     except EngineError as error:
         print(f"array-sim: {error}", file=sys.stderr)

@@ -18,6 +18,7 @@ longest pause of the event loop (``benchmarks/loop_pause.py`` reads it).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -54,7 +55,7 @@ def parse_portal(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def serve(directory: Path, portal: str | None, nop_interval: float) -> int:
+def serve(directory: Path, portal: str | None, nop_interval: float, redirect: bool = True) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     group = Group.open(directory) if (directory / "catalog.sqlite3").exists() else Group.init(directory)
     try:
@@ -67,7 +68,7 @@ def serve(directory: Path, portal: str | None, nop_interval: float) -> int:
         group.set_group_param("group_ip", host)
     try:
         # uvloop: the event loop in C, and writev for a PDU's pieces instead of joining them.
-        uvloop.run(_serve(group, host, port, nop_interval))
+        uvloop.run(_serve(group, host, port, nop_interval, redirect))
     except ListenError as error:
         print(f"array-sim: {error}", file=sys.stderr)
         return 1
@@ -76,27 +77,42 @@ def serve(directory: Path, portal: str | None, nop_interval: float) -> int:
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _why(error: OSError) -> str:
     """``address already in use``: the system's words for the error, as one clause."""
     return os.strerror(error.errno).lower() if error.errno else str(error)
 
 
-async def _serve(group: Group, host: str, port: int, nop_interval: float) -> None:
+async def _serve(group: Group, host: str, port: int, nop_interval: float, redirect: bool) -> None:
     owner = EngineOwner(asyncio.get_running_loop())
     try:
-        await _serve_owned(group, owner, host, port, nop_interval)
+        await _serve_owned(group, owner, host, port, nop_interval, redirect)
     finally:
         owner.stop()
 
 
-async def _serve_owned(group: Group, owner: EngineOwner, host: str, port: int, nop_interval: float) -> None:
+async def _serve_owned(
+    group: Group, owner: EngineOwner, host: str, port: int, nop_interval: float, redirect: bool
+) -> None:
+    log = logging.getLogger("array_sim")
+    if redirect and not _is_loopback(host):
+        log.info("logins are not redirected: member ports are 127.0.0.x addresses, which initiators reaching %s"
+                 " from elsewhere could not connect to", host)  # fmt: skip
+        redirect = False
     # Built on the owner: its first inventory reads the group (no connection exists yet).
-    portal = await owner.run(GroupPortal, group, f"{host}:{port}")
+    portal = await owner.run(GroupPortal, group, f"{host}:{port}", 1, redirect)
     portal.engine_call = lambda call: owner.submit(call)
     server = TargetServer(portal, owner, host, port, nop_interval)
 
     async def after_command() -> None:
         portal.apply(await owner.run(portal.inventory))
+        await server.sync_listeners(portal.member_hosts())
         server.pump()
 
     control = ControlServer(group, owner, portal, after_command)
@@ -104,13 +120,16 @@ async def _serve_owned(group: Group, owner: EngineOwner, host: str, port: int, n
         await server.start()
     except OSError as error:
         raise ListenError(f"cannot listen on {host}:{port}: {_why(error)}") from None
+    await server.sync_listeners(portal.member_hosts())
     try:
         await control.start()
     except OSError as error:
         await server.stop()
         raise ListenError(f"cannot open the control socket {control.path}: {_why(error)}") from None
-    log = logging.getLogger("array_sim")
-    log.info("serving group %s on %s:%d, %d targets; Ctrl-C to stop", group.name, host, port, len(portal.targets))
+    log.info(
+        "serving group %s on %s:%d, %d targets, logins %s; Ctrl-C to stop", group.name, host, port,
+        len(portal.targets), "redirected to member ports" if redirect else "served where they arrive",
+    )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     refreshes: set[asyncio.Task[None]] = set()

@@ -12,6 +12,15 @@ record applies to the volume, its snapshots or both. A volume with no
 matching record admits nobody. With multi-host access disabled (the
 default) a second initiator is refused while another is logged in.
 
+Login redirection (RFC 7143 11.13.5; research/next-capabilities.md 3): the group IP answers a
+normal session's login with "target moved temporarily" and the ``TargetAddress`` of a member port
+(``array_sim.member_ports``), chosen as the array's network load balancer does: among the
+listened ports of the members holding the target's data, the one with the fewest sessions, then
+the member holding the most of it. Discovery sessions are answered at the group IP, and
+SendTargets there lists the group IP as every target's address, as the array does; at a member
+port it lists that port. With ``redirecting`` off (``serve --no-redirect``) every session stays
+on the address the initiator connected to.
+
 Threads (``targets.engine_owner``): ``inventory()`` reads the group and
 creates and updates the logical units, so it runs on the engine owner;
 ``apply()`` updates the targets and drops connections, so it runs on the
@@ -29,11 +38,13 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from array_sim import AccessRecord, ChapUser, Group, Snapshot, Volume
+from array_sim.member_ports import Port
 
 from .iscsi.login import Access
 from .scsi import LogicalUnit, ScsiTarget
@@ -79,6 +90,10 @@ class Inventory:
     chap_users: list[ChapUser]
     #: (user, secret) the target answers mutual CHAP with, None if not set.
     credentials: tuple[str, str] | None
+    #: Member ports initiators can reach (up, on a powered-on member).
+    ports: list[Port] = field(default_factory=list)
+    #: IQN -> {member id: pages of the target's own on it} (its spread's members with 0 if it has none).
+    holders: dict[str, dict[int, int]] = field(default_factory=dict)
 
 
 def _ip_matches(pattern: str, ip: str) -> bool:
@@ -88,10 +103,16 @@ def _ip_matches(pattern: str, ip: str) -> bool:
 class GroupPortal:
     """The group behind one portal address (the group IP)."""
 
-    def __init__(self, group: Group, address: str, tpgt: int = 1) -> None:
+    def __init__(self, group: Group, address: str, tpgt: int = 1, redirecting: bool = True) -> None:
         self.group = group
         self.address = address
+        self.host, _, port = address.rpartition(":")
+        self.port = int(port) if port.isdigit() else 3260
         self.tpgt = tpgt
+        #: Logins at the group IP are redirected to member ports (header).
+        self.redirecting = redirecting
+        #: Member port addresses the server listens on now (set by the server).
+        self.listening: set[str] = set()
         self.targets: dict[str, TargetEntry] = {}
         #: How work on a logical unit is run: at once, or submitted to the engine owner (header).
         self.engine_call: Callable[[Callable[[], object]], object] = lambda call: call()
@@ -122,7 +143,35 @@ class GroupPortal:
         records = {volume.name: self.group.access_records(volume.name) for volume in self.group.volumes.values()}
         name = self.group.catalog.param("target_auth_username")
         secret = self.group.catalog.param("target_auth_password")
-        return Inventory(wanted, records, self.group.chap_users(), (name, secret) if name and secret else None)
+        return Inventory(
+            wanted, records, self.group.chap_users(), (name, secret) if name and secret else None,
+            self.group.ports_listened(), {iqn: self._holders(v, s) for iqn, (v, s, _) in wanted.items()},
+        )  # fmt: skip
+
+    def _holders(self, volume: Volume, snapshot: Snapshot | None) -> dict[int, int]:
+        tables = self.group.tables
+        held = Counter(tables.phys[pid].address[0] for pid in tables.table((snapshot or volume).map_id).values())
+        return dict(held) or dict.fromkeys(self.group.spreads.of(volume.id).members, 0)
+
+    def member_hosts(self) -> set[str]:
+        """The member port addresses to listen on."""
+        return {port.address for port in self._inventory.ports}
+
+    def redirect(self, target: str, local_ip: str) -> str | None:
+        """Where a login for ``target`` at ``local_ip`` goes instead (header), or None to serve it here."""
+        if not self.redirecting or local_ip != self.host:
+            return None
+        pages = self._inventory.holders.get(target, {})
+        ports = [p for p in self._inventory.ports if p.member_id in pages and p.address in self.listening]
+        if not ports:
+            return None
+        load = Counter(c.local_ip for entry in self.targets.values() for c in entry.connections)
+        best = min(ports, key=lambda p: (load[p.address], -pages[p.member_id], p.member_id, p.eth))
+        return f"{best.address}:{self.port},{self.tpgt}"
+
+    def port_sessions(self, address: str) -> int:
+        """Sessions logged in through the member port at ``address`` (``member select M show``)."""
+        return sum(1 for entry in self.targets.values() for c in entry.connections if c.local_ip == address)
 
     def apply(self, inventory: Inventory) -> None:
         """Targets as ``inventory`` says (on the loop); a target that went away drops its connections."""
@@ -238,11 +287,15 @@ class GroupPortal:
         entry = self.targets.get(name)
         return entry.scsi if entry else None
 
-    def send_targets(self, initiator: str, ip: str, scope: str, current: str | None) -> list[tuple[str, str]]:
-        """SendTargets (RFC 7143 section 12.3): All, one named target, or (empty) the current one."""
+    def send_targets(
+        self, initiator: str, ip: str, scope: str, current: str | None, local_ip: str = ""
+    ) -> list[tuple[str, str]]:
+        """SendTargets (RFC 7143 section 12.3): All, one named target, or (empty) the current one; the
+        address listed is the group IP's, or the member port's the initiator asked at (header)."""
         names = sorted(self.targets) if scope == "All" else [scope or current or ""]
+        address = f"{local_ip}:{self.port}" if local_ip in self.member_hosts() else self.address
         return [
-            (name, f"{self.address},{self.tpgt}")
+            (name, f"{address},{self.tpgt}")
             for name in names
             if name in self.targets and self.access(name, initiator, ip) is not Access.DENIED
         ]
@@ -252,8 +305,9 @@ class GroupPortal:
         session = connection.session
         assert session is not None
         log.info(
-            "login: %s (%s) to %s", session.initiator, connection.peer_ip, session.target or "discovery session"
-        )
+            "login: %s (%s) to %s at %s", session.initiator, connection.peer_ip,
+            session.target or "discovery session", connection.local_ip or self.host,
+        )  # fmt: skip
         if session.target is None:
             return
         entry = self.targets[session.target]

@@ -42,6 +42,10 @@ class Live:
         """(initiator address, initiator name) of each connection to the volume or snapshot."""
         return []
 
+    def port_sessions(self, address: str) -> int:
+        """Sessions logged in through the member port at ``address``."""
+        return 0
+
 
 @dataclass
 class Confirm(Exception):

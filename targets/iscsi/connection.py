@@ -75,22 +75,26 @@ class Host(Portal, Protocol):
     """What a connection needs of the server beyond login: targets, discovery, session bookkeeping."""
 
     def scsi_target(self, name: str) -> ScsiTarget | None: ...
-    def send_targets(self, initiator: str, ip: str, scope: str, current: str | None) -> list[tuple[str, str]]: ...
+    def send_targets(
+        self, initiator: str, ip: str, scope: str, current: str | None, local_ip: str = ""
+    ) -> list[tuple[str, str]]: ...
     def session_started(self, connection: Connection) -> None: ...
 
 
 class Connection(ScsiTasks):
     """The target side of one connection (and its session)."""
 
-    def __init__(self, host: Host, peer_ip: str, tsih: int, queue_depth: int = 128) -> None:
+    def __init__(self, host: Host, peer_ip: str, tsih: int, queue_depth: int = 128, local_ip: str = "") -> None:
         self.host = host
         self.peer_ip = peer_ip
+        #: The address the initiator connected to: the group IP or a member port.
+        self.local_ip = local_ip
         self.tsih = tsih
         self.queue_depth = queue_depth
         self.framer = Framer()
         # Until the initiator hears ours, the RFC's default holds (section 13.12), for login PDUs too.
         self.framer.max_data_segment = int(KEYS["MaxRecvDataSegmentLength"].default)
-        self.login = LoginMachine(host, peer_ip, tsih, queue_depth=queue_depth)
+        self.login = LoginMachine(host, peer_ip, tsih, queue_depth=queue_depth, local_ip=local_ip)
         self.session: LoginResult | None = None
         self.scsi: ScsiTarget | None = None
         self.nexus: Nexus | None = None
@@ -317,7 +321,9 @@ class Connection(ScsiTasks):
                     if session.discovery and value != "All" and not value:
                         answers.append((key, "Reject"))
                         continue
-                    for name, address in self.host.send_targets(session.initiator, self.peer_ip, value, session.target):
+                    for name, address in self.host.send_targets(
+                        session.initiator, self.peer_ip, value, session.target, self.local_ip
+                    ):
                         answers += [("TargetName", name), ("TargetAddress", address)]
                 else:
                     answers.append((key, "NotUnderstood"))

@@ -7,6 +7,9 @@ ask for it, checks access, and negotiates the operational keys. A refusal
 is a response with a non-zero status class, after which the connection is
 closed; ``failed`` says so. Which status for which refusal:
 
+* 0x0101 target moved temporarily (section 11.13.5, with ``TargetAddress``): a normal
+  session's first request at the group IP, when the portal redirects it to a member port
+  (discovery sessions are never redirected: the group IP answers them itself);
 * 0x0201 authentication failure: CHAP failed, or CHAP was needed and skipped;
 * 0x0202 authorization failure: no access record lets this initiator in, or
   the volume refuses a second host (multi-host access disabled);
@@ -51,6 +54,7 @@ class LoginStatus(IntEnum):
     """Status-Class << 8 | Status-Detail (section 11.13.5)."""
 
     SUCCESS = 0x0000
+    TARGET_MOVED_TEMPORARILY = 0x0101
     AUTHENTICATION_FAILURE = 0x0201
     AUTHORIZATION_FAILURE = 0x0202
     NOT_FOUND = 0x0203
@@ -76,6 +80,8 @@ class Portal(Protocol):
     def admits(self, target: str, initiator: str) -> bool: ...
     def chap_secret(self, user: str) -> str | None: ...
     def target_credentials(self) -> tuple[str, str] | None: ...
+    def redirect(self, target: str, local_ip: str) -> str | None:
+        """``TargetAddress`` to send a login for ``target`` that came in at ``local_ip`` to, or None."""
 
 
 class LoginRefused(Exception):
@@ -100,9 +106,15 @@ class LoginResult:
 class LoginMachine:
     """The target side of one connection's login."""
 
-    def __init__(self, portal: Portal, peer_ip: str, tsih: int, stat_sn: int = 1, queue_depth: int = 128) -> None:
+    def __init__(
+        self, portal: Portal, peer_ip: str, tsih: int, stat_sn: int = 1, queue_depth: int = 128, local_ip: str = ""
+    ) -> None:
         self.portal = portal
         self.peer_ip = peer_ip
+        #: The address the initiator connected to (the group IP or a member port).
+        self.local_ip = local_ip
+        #: Where the login was redirected to, if it was (status 0x0101).
+        self.redirected_to: str | None = None
         self.tsih = tsih
         self.stat_sn = stat_sn
         self.queue_depth = queue_depth
@@ -129,7 +141,8 @@ class LoginMachine:
             return self._handle(request)
         except LoginRefused as refusal:
             self.failed, self.refusal = str(refusal), refusal.status
-            return self._response(request, [], transit=False, status=refusal.status)
+            answers = [("TargetAddress", self.redirected_to)] if self.redirected_to else []
+            return self._response(request, answers, transit=False, status=refusal.status)
         except (NegotiationError, ChapError) as error:
             status = LoginStatus.AUTHENTICATION_FAILURE if isinstance(error, ChapError) else (
                 LoginStatus.INVALID_DURING_LOGIN
@@ -204,6 +217,9 @@ class LoginMachine:
         if self.portal.target_alias(target) is None:
             raise LoginRefused(LoginStatus.NOT_FOUND, f"no target {target}")
         result.target = target
+        self.redirected_to = self.portal.redirect(target, self.local_ip)
+        if self.redirected_to:
+            raise LoginRefused(LoginStatus.TARGET_MOVED_TEMPORARILY, f"redirected to {self.redirected_to}")
         self._access = self.portal.access(target, result.initiator, self.peer_ip)
         if self._access is Access.DENIED:
             raise LoginRefused(

@@ -1,7 +1,10 @@
 """The asyncio edge of the iSCSI target: sockets in, bytes to the sans-IO connections, bytes out.
 
-This is the only module of the target that does network I/O. Each TCP
-connection gets a ``Connection``; received bytes land directly in its
+This is the only module of the target that does network I/O. It listens on
+the group IP and on every member port the portal names (``sync_listeners``:
+a port that goes away takes its connections with it; one that cannot be
+listened on is logged and left out, so nobody is redirected to it). Each TCP
+connection gets a ``Connection`` that knows the address it came in at; received bytes land directly in its
 receive buffer (``asyncio.BufferedProtocol``), and after every receive the
 server sends what any connection has queued and closes those that asked to
 be closed: a login in one connection can end another (session
@@ -52,8 +55,9 @@ class _Protocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's classes
         peer = transport.get_extra_info("peername") or ("?", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
         portal = self.server.portal
-        self.connection = Connection(portal, str(peer[0]), portal.new_tsih())
+        self.connection = Connection(portal, str(peer[0]), portal.new_tsih(), local_ip=str(local[0]))
         self.server.protocols.add(self)
 
     def get_buffer(self, size_hint: int) -> memoryview:
@@ -94,6 +98,9 @@ class _Protocol(asyncio.BufferedProtocol):
             self.server.portal.session_ended(connection)
             log.info("logout: %s (%s) from %s: %s", session.initiator, connection.peer_ip,
                      session.target or "discovery session", reason)  # fmt: skip
+        elif connection.login.redirected_to:
+            log.info("redirect: %s (%s) for %s to %s", connection.login.result.initiator, connection.peer_ip,
+                     connection.login.result.target or "?", connection.login.redirected_to)  # fmt: skip
         elif ours:
             log.warning("login refused for %s: %s", connection.peer_ip, ours)
 
@@ -112,12 +119,36 @@ class TargetServer:
         self.nop_interval = nop_interval
         self.protocols: set[_Protocol] = set()
         self._server: asyncio.Server | None = None
+        #: Member port address -> its listener.
+        self._members: dict[str, asyncio.Server] = {}
         self._pinger: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Protocol(self), self.host, self.port, reuse_address=True)
         self._pinger = asyncio.create_task(self._ping_idle())
+
+    async def sync_listeners(self, hosts: set[str]) -> None:
+        """Listen on exactly ``hosts`` (member ports) besides the group IP, on the same TCP port."""
+        loop = asyncio.get_running_loop()
+        for host in sorted(set(self._members) - hosts):
+            listener = self._members.pop(host)
+            listener.close()
+            for protocol in list(self.protocols):
+                if protocol.connection is not None and protocol.connection.local_ip == host:
+                    protocol.connection.drop(f"port {host} went down", warn_initiator=False)
+            log.info("member port %s:%d is no longer listened on", host, self.port)
+        for host in sorted(hosts - set(self._members) - {self.host}):
+            try:
+                self._members[host] = await loop.create_server(
+                    lambda: _Protocol(self), host, self.port, reuse_address=True
+                )
+            except OSError as error:
+                log.warning("cannot listen on member port %s:%d: %s", host, self.port, error.strerror or error)
+                continue
+            log.info("listening on member port %s:%d", host, self.port)
+        self.portal.listening = set(self._members)
+        self.pump()
 
     def pump(self) -> None:
         """Send everything queued on every connection; close the ones that are done."""
@@ -176,6 +207,8 @@ class TargetServer:
             self._pinger.cancel()
         if self._server is not None:
             self._server.close()
+        for listener in self._members.values():
+            listener.close()
         for protocol in list(self.protocols):
             if protocol.connection is not None:
                 protocol.connection.drop("target shutting down")

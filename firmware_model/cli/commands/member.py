@@ -9,6 +9,8 @@ initialises a new member's RAID set (keywords from eqlDriveGroupRAIDPolicy).
 ``member select M delete`` (vacate, then leave the group), ``member select M pool P`` and
 ``member select M cancel-operation`` are the array's operations (the MIB's vacate and movePool);
 their syntax is inferred. ``Operation:`` shows the one under way with its percent complete.
+The ``Ethernet Ports`` table after the key/value block lists the member's ports (the addresses
+the group IP redirects initiators to), up or down, with their iSCSI sessions (inferred layout).
 """
 
 from __future__ import annotations
@@ -101,7 +103,16 @@ def member(session: Session, words: Words) -> list[str]:
         ("FreeSpace", format_size(report.free_pages * PAGE_SIZE)),
         ("Operation", _operation(session, name)),
     ]
-    return [title("Member Information"), *key_values(pairs, session.setting("formatoutput"))]
+    ports = [
+        (f"eth{p.eth}", p.address, "up" if p.up else "down", str(session.live.port_sessions(p.address)))
+        for p in group.member_ports(name)
+    ]
+    return [
+        title("Member Information"),
+        *key_values(pairs, session.setting("formatoutput")),
+        title("Ethernet Ports"),
+        *table([("Name", 5), ("IPAddress", 15), ("Status", 6), ("Sessions", 8)], ports),
+    ]
 
 
 def _delete(session: Session, name: str) -> list[str]:

@@ -10,6 +10,9 @@
     simulate member select M power off | on
         powers member M off (it goes off-line: every volume and snapshot with data on it goes
         offline, and only those) or back on (they come back online).
+    simulate member select M eth N down | up
+        pulls the cable of member M's port ethN (its address is not listened on and its
+        connections drop; initiators come back through the group IP) or puts it back.
     simulate member select M verify
         starts the array's background verification of member M now (RAID status
         verifying): every stripe is read, latent sector errors are rewritten and
@@ -57,10 +60,16 @@ def simulate(session: Session, words: Words) -> list[str]:
         return []
     name = words.take("member name")
     admin = session.group.member_admin
-    what = words.keyword(["disk", "verify", "power"], "object")
+    what = words.keyword(["disk", "verify", "power", "eth"], "object")
     if what == "verify":
         words.end()
         admin.verify(name)
+        return []
+    if what == "eth":
+        eth = whole_number_argument(words, "port number")
+        up = words.keyword(["up", "down"], "link state") == "up"
+        words.end()
+        session.group.set_member_port(name, eth, up)
         return []
     if what == "power":
         on = words.keyword(["on", "off"], "power state") == "on"
