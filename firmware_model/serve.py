@@ -120,12 +120,12 @@ async def _serve_owned(
         await server.start()
     except OSError as error:
         raise ListenError(f"cannot listen on {host}:{port}: {_why(error)}") from None
-    await server.sync_listeners(portal.member_hosts())
     try:
         await control.start()
     except OSError as error:
         await server.stop()
         raise ListenError(f"cannot open the control socket {control.path}: {_why(error)}") from None
+    await server.sync_listeners(portal.member_hosts())  # once serve will run: a refusal above is one line
     log.info(
         "serving group %s on %s:%d, %d targets, logins %s; Ctrl-C to stop", group.name, host, port,
         len(portal.targets), "redirected to member ports" if redirect else "served where they arrive",

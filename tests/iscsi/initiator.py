@@ -79,6 +79,13 @@ class SocketLink:
             self.closed = True
         return b"".join(chunks)
 
+    def reconnect(self, host: str, port: int) -> None:
+        """Connect again elsewhere: where a login redirect (RFC 7143 11.13.5) sent us."""
+        timeout = self.sock.gettimeout()
+        self.sock.close()
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.closed = False
+
     def close(self) -> None:
         self.sock.close()
 
@@ -127,6 +134,14 @@ class Initiator:
         keys.append(("AuthMethod", "CHAP,None" if chap else "None"))
         replies = self.exchange(self._login_pdu(0, 1, keys, transit=chap is None))
         response = replies[-1]
+        if response.status_class == 1 and isinstance(self.link, SocketLink):
+            # Redirected (the group IP sends a normal session to a member port): log in there, as
+            # libiscsi and open-iscsi do. A MemoryLink has nowhere to go: its caller sees the redirect.
+            host, _, port = dict(parse_text(response.data))["TargetAddress"].split(",")[0].rpartition(":")
+            self.link.reconnect(host, int(port))
+            self.exp_stat_sn = 0
+            replies = self.exchange(self._login_pdu(0, 1, keys, transit=chap is None))
+            response = replies[-1]
         if response.status_class or not chap:
             return self._operational(replies, extra)
         replies = self.exchange(self._login_pdu(0, 1, [("CHAP_A", "5")], transit=False))

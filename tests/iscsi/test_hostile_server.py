@@ -166,7 +166,9 @@ def test_refused_login_says_why_in_the_log(server):
     deadline = time.monotonic() + 5
     while "stranger" not in server.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
-    (line,) = [line for line in server.log.read_text().splitlines() if "iqn.2026-11.test:stranger" in line]
+    lines = [line for line in server.log.read_text().splitlines() if "iqn.2026-11.test:stranger" in line]
+    redirect, line = lines  # sent from the group IP to a member port, refused there
+    assert "redirect: " in redirect and "login refused" not in redirect
     assert "login refused" in line and iqn in line and "no access record" in line
     assert f"initiator {INITIATOR}" in line  # what the records do allow
 
