@@ -113,7 +113,7 @@ async def _serve_owned(
     async def after_command() -> None:
         portal.apply(await owner.run(portal.inventory))
         await server.sync_listeners(portal.member_hosts())
-        server.pump()
+        server.rehome()
 
     control = ControlServer(group, owner, portal, after_command)
     try:

@@ -21,6 +21,14 @@ SendTargets there lists the group IP as every target's address, as the array doe
 port it lists that port. With ``redirecting`` off (``serve --no-redirect``) every session stays
 on the address the initiator connected to.
 
+A target's home members are the members its sessions belong on: those of its volume's spread that
+hold its data and are not being vacated (else any member holding its data; else its spread). A
+login at a member port of a member that is not home is redirected too, and when data moves (a
+vacate starts, a volume moves to another pool) a session left on a member that is no longer home
+is asked to log out and in again (``misplaced``; the server sends Async Message event 1), so it
+comes back through the group IP to a home member, as the array does when a volume's lead moves
+(research/next-capabilities.md 3, libiscsi#140).
+
 Threads (``targets.engine_owner``): ``inventory()`` reads the group and
 creates and updates the logical units, so it runs on the engine owner;
 ``apply()`` updates the targets and drops connections, so it runs on the
@@ -94,6 +102,8 @@ class Inventory:
     ports: list[Port] = field(default_factory=list)
     #: IQN -> {member id: pages of the target's own on it} (its spread's members with 0 if it has none).
     holders: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: IQN -> the members its sessions belong on (header).
+    homes: dict[str, frozenset[int]] = field(default_factory=dict)
 
 
 def _ip_matches(pattern: str, ip: str) -> bool:
@@ -143,9 +153,11 @@ class GroupPortal:
         records = {volume.name: self.group.access_records(volume.name) for volume in self.group.volumes.values()}
         name = self.group.catalog.param("target_auth_username")
         secret = self.group.catalog.param("target_auth_password")
+        holders = {iqn: self._holders(v, s) for iqn, (v, s, _) in wanted.items()}
         return Inventory(
             wanted, records, self.group.chap_users(), (name, secret) if name and secret else None,
-            self.group.ports_listened(), {iqn: self._holders(v, s) for iqn, (v, s, _) in wanted.items()},
+            self.group.ports_listened(), holders,
+            {iqn: self._homes(v, holders[iqn]) for iqn, (v, _, _) in wanted.items()},
         )  # fmt: skip
 
     def _holders(self, volume: Volume, snapshot: Snapshot | None) -> dict[int, int]:
@@ -153,21 +165,46 @@ class GroupPortal:
         held = Counter(tables.phys[pid].address[0] for pid in tables.table((snapshot or volume).map_id).values())
         return dict(held) or dict.fromkeys(self.group.spreads.of(volume.id).members, 0)
 
+    def _homes(self, volume: Volume, holders: dict[int, int]) -> frozenset[int]:
+        """The members a target's sessions belong on (header), first choice that is not empty."""
+        members = self.group.placement.members
+        held = {m for m, pages in holders.items() if pages}
+        staying = {m for m in held if m in members and not members[m].vacating}
+        spread = set(self.group.spreads.of(volume.id).members)
+        return frozenset(next((c for c in (staying & spread, staying, held, spread) if c), set()))
+
     def member_hosts(self) -> set[str]:
         """The member port addresses to listen on."""
         return {port.address for port in self._inventory.ports}
 
     def redirect(self, target: str, local_ip: str) -> str | None:
-        """Where a login for ``target`` at ``local_ip`` goes instead (header), or None to serve it here."""
-        if not self.redirecting or local_ip != self.host:
+        """Where a login for ``target`` at ``local_ip`` goes instead (header), or None to serve it here:
+        a login at the group IP, or at a port of a member that is not one of the target's homes."""
+        if not self.redirecting:
             return None
+        homes = self._inventory.homes.get(target, frozenset())
+        if local_ip != self.host:
+            member = next((p.member_id for p in self._inventory.ports if p.address == local_ip), None)
+            if member is None or member in homes:
+                return None
         pages = self._inventory.holders.get(target, {})
-        ports = [p for p in self._inventory.ports if p.member_id in pages and p.address in self.listening]
+        ports = [p for p in self._inventory.ports if p.member_id in homes and p.address in self.listening]
         if not ports:
             return None
         load = Counter(c.local_ip for entry in self.targets.values() for c in entry.connections)
         best = min(ports, key=lambda p: (load[p.address], -pages[p.member_id], p.member_id, p.eth))
         return f"{best.address}:{self.port},{self.tpgt}"
+
+    def misplaced(self) -> list[tuple[Connection, str]]:
+        """Sessions on a port of a member that is no longer one of their target's homes, with a
+        home port to go to (header); each with the member's name, for the log."""
+        names = {p.address: p.member for p in self._inventory.ports}
+        return [
+            (c, names.get(c.local_ip, c.local_ip))
+            for iqn, entry in self.targets.items()
+            for c in entry.connections
+            if c.local_ip != self.host and self.redirect(iqn, c.local_ip) is not None
+        ]
 
     def port_sessions(self, address: str) -> int:
         """Sessions logged in through the member port at ``address`` (``member select M show``)."""

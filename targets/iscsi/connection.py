@@ -111,6 +111,8 @@ class Connection(ScsiTasks):
         #: TMFs waiting for the tasks they aborted (rule 4).
         self._tmfs: list[Plan] = []
         self._logout_waiting: LogoutRequest | None = None
+        #: Set once the initiator has been asked to log out (``request_logout``).
+        self.logout_requested = False
         self._held: dict[int, Pdu] = {}
         #: CmdSNs aborted before they arrived: consumed and dropped when they come.
         self._aborted: set[int] = set()
@@ -176,6 +178,15 @@ class Connection(ScsiTasks):
         if self.session is not None and warn_initiator and not self.closing:
             self._send(AsyncMessage(async_event=2, parameter2=0, parameter3=0, **self._sns()))
         self._close(reason)
+
+    def request_logout(self, seconds: int) -> bool:
+        """Ask the initiator to log out within ``seconds`` (Async Message event 1, RFC 7143 11.9.1);
+        once per connection. False if there is no session to ask, or it was asked already."""
+        if self.session is None or self.closing or self.logout_requested:
+            return False
+        self.logout_requested = True
+        self._send(AsyncMessage(async_event=1, parameter3=seconds, **self._sns()))
+        return True
 
     def ping(self) -> None:
         """A NOP-In that asks for a NOP-Out back (section 11.19), to see the initiator is alive."""

@@ -19,6 +19,10 @@ without FUA) run on the loop, and only while the owner is idle
 (``engine_owner`` rule 6); so a SYNCHRONIZE CACHE or a slow CLI command
 stalls no other session.
 
+Moving sessions: ``rehome`` asks every session the portal finds misplaced (its member no
+longer holds its volume's data) to log out and in again, with Async Message event 1 and
+``LOGOUT_DEADLINE`` seconds to do it; one still there after that is dropped.
+
 Flow control: when a transport's write buffer passes its high-water mark
 (``pause_writing``) the connection stops reading and stops taking in the
 PDUs it has already received; ``resume_writing`` takes them in again. A
@@ -40,6 +44,9 @@ from .connection import Connection
 __all__ = ["TargetServer"]
 
 log = logging.getLogger("array_sim.iscsi")
+
+#: Seconds an initiator asked to log out has to do it (Async Message event 1, Parameter3).
+LOGOUT_DEADLINE = 10
 
 #: What a command whose engine call raised completes with (SAM-5 5.3.1, INTERNAL TARGET FAILURE).
 _FAILED = Result(Status.CHECK_CONDITION, sense=build_sense(SenseReason.INTERNAL_TARGET_FAILURE, descriptor=False))
@@ -149,6 +156,24 @@ class TargetServer:
             log.info("listening on member port %s:%d", host, self.port)
         self.portal.listening = set(self._members)
         self.pump()
+
+    def rehome(self, deadline: int = LOGOUT_DEADLINE) -> None:
+        """Ask the portal's misplaced sessions to come back through the group IP (header)."""
+        loop = asyncio.get_running_loop()
+        for connection, member in self.portal.misplaced():
+            if not connection.request_logout(deadline):
+                continue
+            session = connection.session
+            assert session is not None
+            log.info("asked %s (%s) at %s to log out and in again: member %s no longer holds the data of %s",
+                     session.initiator, connection.peer_ip, connection.local_ip, member, session.target)  # fmt: skip
+            loop.call_later(deadline, self._overdue, connection)
+        self.pump()
+
+    def _overdue(self, connection: Connection) -> None:
+        if any(p.connection is connection for p in self.protocols) and not connection.closing:
+            connection.drop("did not log out when asked to")
+            self.pump()
 
     def pump(self) -> None:
         """Send everything queued on every connection; close the ones that are done."""

@@ -13,7 +13,7 @@ from array_sim import Group
 from array_sim.units import PAGE_SIZE, GiB
 from targets.iscsi.connection import Connection
 from targets.iscsi.keys import parse_text
-from targets.iscsi.pdu import LoginResponse, TextResponse
+from targets.iscsi.pdu import AsyncMessage, LoginResponse, TextResponse
 from targets.portal import GroupPortal
 
 from .initiator import Initiator, MemoryLink
@@ -133,3 +133,41 @@ def test_a_port_taken_down_is_left_out_and_a_powered_off_members_ports_too(group
 def test_unknown_targets_are_not_redirected(group: Group) -> None:
     response = first_response(connect(make_portal(group)), "iqn.2001-05.com.equallogic:nothing")
     assert (response.status_class, response.status_detail) == (2, 3)
+
+
+def test_a_login_at_a_port_of_a_member_being_vacated_is_sent_to_one_that_stays(group: Group) -> None:
+    iqn = group.volume("v1").iqn
+    group.delete_member("m2")  # its data starts moving to member-1: m2 is no home of v1 any more
+    portal = make_portal(group)
+    response = first_response(connect(portal, "127.0.0.13"), iqn)
+    assert (response.status_class, response.status_detail) == (1, 1)
+    assert dict(parse_text(response.data))["TargetAddress"] == "127.0.0.11:3260,1"
+    assert connect(portal, "127.0.0.11").login(iqn)[-1].status_class == 0  # at home: served
+
+
+def test_a_session_left_on_a_member_without_its_data_is_asked_to_log_out(group: Group) -> None:
+    portal = make_portal(group)
+    iqn = group.volume("v1").iqn
+    staying, leaving = connect(portal, "127.0.0.11"), connect(portal, "127.0.0.13", isid="400001370002")
+    group.configure_volume("v1", multihost=True)
+    portal.refresh()
+    assert staying.login(iqn)[-1].status_class == 0 and leaving.login(iqn)[-1].status_class == 0
+    assert portal.misplaced() == []
+    group.delete_member("m2")
+    portal.refresh()
+    assert [(c.local_ip, member) for c, member in portal.misplaced()] == [("127.0.0.13", "m2")]
+    connection = portal.misplaced()[0][0]
+    assert connection.request_logout(10) and not connection.request_logout(10)  # asked once
+    (message,) = leaving.exchange()
+    assert isinstance(message, AsyncMessage) and (message.async_event, message.parameter3) == (1, 10)
+    assert leaving.logout()[-1].response == 0  # RFC 7143 11.9.1: the initiator logs out, then in at the group IP
+    assert not staying.exchange()  # the session on member-1 is left alone
+
+
+def test_with_no_redirect_nobody_is_asked_to_move(group: Group) -> None:
+    portal = make_portal(group, redirecting=False)
+    session = connect(portal, "127.0.0.13")
+    assert session.login(group.volume("v1").iqn)[-1].status_class == 0
+    group.delete_member("m2")
+    portal.refresh()
+    assert portal.misplaced() == []

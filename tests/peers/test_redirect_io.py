@@ -90,6 +90,27 @@ def test_a_port_taken_down_mid_io_sends_the_initiator_back_through_the_group_ip(
     target.cli("simulate", "member", "select", member, "eth", str(eth), "up")
 
 
+def test_a_session_on_a_member_being_vacated_logs_out_and_comes_back_elsewhere(
+    target: iscsi_peer.OurTarget,
+) -> None:
+    commands = [f"write -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
+    commands += [f"read -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
+    args = ["qemu-io", "-f", "raw"] + [a for c in commands for a in ("-c", c)] + [target.url()]
+    before = len(landings(target))
+    io = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: len(landings(target)) > before, "qemu-io never logged in")
+    port = landings(target)[-1]
+    member = next(m for m, _, address in _ports(target) if address == port)
+    target.cli("member", "select", member, "delete")  # its data moves away: the session must follow
+    out, _ = io.communicate(timeout=300)
+    assert io.returncode == 0 and "failed" not in out.lower(), out
+    log = target.log.read_text()
+    assert f"at {port} to log out and in again: member {member} no longer holds the data of" in log, log
+    later = landings(target)[before + 1 :]
+    assert later and port not in later, (port, later)  # logged in again through the group IP, elsewhere
+    assert "did not log out when asked to" not in log
+
+
 def _ports(target: iscsi_peer.OurTarget) -> list[tuple[str, int, str]]:
     found = []
     for member in ("member-1", "m2"):
