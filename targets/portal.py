@@ -22,7 +22,8 @@ port it lists that port. With ``redirecting`` off (``serve --no-redirect``) ever
 on the address the initiator connected to.
 
 A target's home members are the members its sessions belong on: those of its volume's spread that
-hold its data and are not being vacated (else any member holding its data; else its spread). A
+hold its data and are not being vacated (else any member holding its data; with no data, its spread
+but for members being vacated). A
 login at a member port of a member that is not home is redirected too, and when data moves (a
 vacate starts, a volume moves to another pool) a session left on a member that is no longer home
 is asked to log out and in again (``misplaced``; the server sends Async Message event 1), so it
@@ -104,6 +105,8 @@ class Inventory:
     holders: dict[str, dict[int, int]] = field(default_factory=dict)
     #: IQN -> the members its sessions belong on (header).
     homes: dict[str, frozenset[int]] = field(default_factory=dict)
+    #: Every member port's address, listened on or not (a port of a member that left is not here).
+    addresses: frozenset[str] = frozenset()
 
 
 def _ip_matches(pattern: str, ip: str) -> bool:
@@ -158,6 +161,7 @@ class GroupPortal:
             wanted, records, self.group.chap_users(), (name, secret) if name and secret else None,
             self.group.ports_listened(), holders,
             {iqn: self._homes(v, holders[iqn]) for iqn, (v, _, _) in wanted.items()},
+            frozenset(port.address for port in self.group.member_ports()),
         )  # fmt: skip
 
     def _holders(self, volume: Volume, snapshot: Snapshot | None) -> dict[int, int]:
@@ -168,14 +172,19 @@ class GroupPortal:
     def _homes(self, volume: Volume, holders: dict[int, int]) -> frozenset[int]:
         """The members a target's sessions belong on (header), first choice that is not empty."""
         members = self.group.placement.members
+        leaving = {m for m, member in members.items() if member.vacating}
         held = {m for m, pages in holders.items() if pages}
-        staying = {m for m in held if m in members and not members[m].vacating}
         spread = set(self.group.spreads.of(volume.id).members)
-        return frozenset(next((c for c in (staying & spread, staying, held, spread) if c), set()))
+        choices = (held & spread - leaving, held - leaving, held, spread - leaving, spread)
+        return frozenset(next((c for c in choices if c), set()))
 
     def member_hosts(self) -> set[str]:
         """The member port addresses to listen on."""
         return {port.address for port in self._inventory.ports}
+
+    def member_left(self, address: str) -> bool:
+        """The member port at ``address`` went because its member left the group (not a cable pulled)."""
+        return address not in self._inventory.addresses
 
     def redirect(self, target: str, local_ip: str) -> str | None:
         """Where a login for ``target`` at ``local_ip`` goes instead (header), or None to serve it here:

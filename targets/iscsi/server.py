@@ -21,7 +21,9 @@ stalls no other session.
 
 Moving sessions: ``rehome`` asks every session the portal finds misplaced (its member no
 longer holds its volume's data) to log out and in again, with Async Message event 1 and
-``LOGOUT_DEADLINE`` seconds to do it; one still there after that is dropped.
+``LOGOUT_DEADLINE`` seconds to do it; one still there after that is dropped. A port whose
+member left the group does the same to its sessions; a port that went down (a cable pulled,
+a member powered off) drops them at once.
 
 Flow control: when a transport's write buffer passes its high-water mark
 (``pause_writing``) the connection stops reading and stops taking in the
@@ -124,11 +126,13 @@ class TargetServer:
         self.host = host
         self.port = port
         self.nop_interval = nop_interval
+        self.logout_deadline = LOGOUT_DEADLINE
         self.protocols: set[_Protocol] = set()
         self._server: asyncio.Server | None = None
         #: Member port address -> its listener.
         self._members: dict[str, asyncio.Server] = {}
         self._pinger: asyncio.Task[None] | None = None
+        self._syncing = asyncio.Lock()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -136,14 +140,24 @@ class TargetServer:
         self._pinger = asyncio.create_task(self._ping_idle())
 
     async def sync_listeners(self, hosts: set[str]) -> None:
-        """Listen on exactly ``hosts`` (member ports) besides the group IP, on the same TCP port."""
+        """Listen on exactly ``hosts`` (member ports) besides the group IP, on the same TCP port; one
+        call at a time (two refreshes at once must not both start listening on a new port)."""
+        async with self._syncing:
+            await self._sync_listeners(hosts)
+
+    async def _sync_listeners(self, hosts: set[str]) -> None:
         loop = asyncio.get_running_loop()
         for host in sorted(set(self._members) - hosts):
             listener = self._members.pop(host)
             listener.close()
+            left = self.portal.member_left(host)
             for protocol in list(self.protocols):
-                if protocol.connection is not None and protocol.connection.local_ip == host:
-                    protocol.connection.drop(f"port {host} went down", warn_initiator=False)
+                connection = protocol.connection
+                if connection is None or connection.local_ip != host:
+                    continue
+                # A vacate moves sessions off before the member leaves; one still there is asked to go.
+                if not (left and self._ask_to_move(connection, "its member left the group")):
+                    connection.drop(f"port {host} went down", warn_initiator=False)
             log.info("member port %s:%d is no longer listened on", host, self.port)
         for host in sorted(hosts - set(self._members) - {self.host}):
             try:
@@ -157,18 +171,21 @@ class TargetServer:
         self.portal.listening = set(self._members)
         self.pump()
 
-    def rehome(self, deadline: int = LOGOUT_DEADLINE) -> None:
+    def rehome(self) -> None:
         """Ask the portal's misplaced sessions to come back through the group IP (header)."""
-        loop = asyncio.get_running_loop()
         for connection, member in self.portal.misplaced():
-            if not connection.request_logout(deadline):
-                continue
-            session = connection.session
-            assert session is not None
-            log.info("asked %s (%s) at %s to log out and in again: member %s no longer holds the data of %s",
-                     session.initiator, connection.peer_ip, connection.local_ip, member, session.target)  # fmt: skip
-            loop.call_later(deadline, self._overdue, connection)
+            self._ask_to_move(connection, f"member {member} no longer holds the data of its target")
         self.pump()
+
+    def _ask_to_move(self, connection: Connection, why: str) -> bool:
+        """Async Message event 1 to a normal session, dropped if still there after the deadline."""
+        session = connection.session
+        if session is None or session.discovery or not connection.request_logout(self.logout_deadline):
+            return False
+        log.info("asked %s (%s) at %s to log out and in again: %s (%s)",
+                 session.initiator, connection.peer_ip, connection.local_ip, why, session.target)  # fmt: skip
+        asyncio.get_running_loop().call_later(self.logout_deadline, self._overdue, connection)
+        return True
 
     def _overdue(self, connection: Connection) -> None:
         if any(p.connection is connection for p in self.protocols) and not connection.closing:

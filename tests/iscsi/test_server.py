@@ -170,3 +170,23 @@ def test_shutdown_is_clean_and_data_survives_a_restart(tmp_path, signum):
         assert b"".join(bytes(r.data) for r in replies if isinstance(r, DataIn)) == b"Z" * 512
     finally:
         again.stop()
+
+
+def test_a_session_asked_to_move_that_stays_is_dropped_after_the_deadline(server):
+    server.cli("simulate", "member", "add", "m2", "disks", "6", "disk-size", "400MB")
+    server.cli("member", "select", "m2", "raid-policy", "raid10")
+    server.cli("volume", "create", "v1", "100MB")
+    server.cli("volume", "select", "v1", "access", "create", "ipaddress", "*.*.*.*")
+    ini = server.initiator()
+    assert ini.login(server.iqn("v1"))[-1].status_class == 0  # redirected to a member port and served there
+    port = ini.link.sock.getpeername()[0]
+    member = "member-1" if port in server.cli("member", "select", "member-1", "show") else "m2"
+    server.cli("member", "select", member, "delete")
+    asked = ini.exchange()
+    assert any(isinstance(p, AsyncMessage) and (p.async_event, p.parameter3) == (1, 10) for p in asked), asked
+    deadline = time.monotonic() + 20
+    goodbye: list = []
+    while not ini.link.closed and time.monotonic() < deadline:  # this initiator does not log out
+        goodbye += ini.exchange()
+    assert ini.link.closed and any(isinstance(p, AsyncMessage) and p.async_event == 2 for p in goodbye)
+    assert "did not log out when asked to" in server.log.read_text()
