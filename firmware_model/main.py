@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         help="serve every login where it arrives instead of redirecting it from the group IP to a member port"
         " (for initiators behind NAT: a QEMU guest on user networking, a container)",
     )  # fmt: skip
+    serve.add_argument(
+        "--netns", action="store_true",
+        help="root only: put the group IP and every member port in network namespaces on a bridge (198.51.100.0/24),"
+        " so 'simulate member select M eth N down' pulls a real cable; initiators run in namespace asim-GROUP-host",
+    )  # fmt: skip
 
     cli = commands.add_parser("cli", help="run Group Manager CLI commands (interactive without COMMAND)")
     cli.add_argument("--dir", type=Path, default=None, help="group directory (default: $ARRAY_SIM_DIR or per-user)")
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from .serve import serve
 
-            return serve(directory, args.portal, args.nop_interval, redirect=not args.no_redirect)
+            return serve(directory, args.portal, args.nop_interval, redirect=not args.no_redirect, netns=args.netns)
         return _cli(args, directory)
     except EngineError as error:
         print(f"array-sim: {error}", file=sys.stderr)

@@ -30,6 +30,8 @@ import uvloop
 from array_sim import Group
 from targets.engine_owner import EngineOwner
 from targets.iscsi.server import TargetServer
+from targets.netns_lab import LabError, NetnsLab
+from targets.port_network import Loopback, PortNetwork
 from targets.portal import GroupPortal
 
 from .control import ControlServer
@@ -55,7 +57,7 @@ def parse_portal(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def serve(directory: Path, portal: str | None, nop_interval: float, redirect: bool = True) -> int:
+def serve(directory: Path, portal: str | None, nop_interval: float, redirect: bool = True, netns: bool = False) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     group = Group.open(directory) if (directory / "catalog.sqlite3").exists() else Group.init(directory)
     try:
@@ -68,13 +70,26 @@ def serve(directory: Path, portal: str | None, nop_interval: float, redirect: bo
         group.set_group_param("group_ip", host)
     try:
         # uvloop: the event loop in C, and writev for a PDU's pieces instead of joining them.
-        uvloop.run(_serve(group, host, port, nop_interval, redirect))
-    except ListenError as error:
+        network = _network(group, netns)
+        try:
+            uvloop.run(_serve(group, host, port, nop_interval, redirect, network))
+        finally:
+            network.close()
+    except (ListenError, LabError) as error:
         print(f"array-sim: {error}", file=sys.stderr)
         return 1
     finally:
         group.close()
     return 0
+
+
+def _network(group: Group, netns: bool) -> PortNetwork:
+    """Loopback addresses, or with ``--netns`` the group's SAN built in network namespaces."""
+    if not netns:
+        return Loopback()
+    lab = NetnsLab(group.name)
+    lab.open(lab.address(group.group_ip))
+    return lab
 
 
 def _is_loopback(host: str) -> bool:
@@ -89,26 +104,29 @@ def _why(error: OSError) -> str:
     return os.strerror(error.errno).lower() if error.errno else str(error)
 
 
-async def _serve(group: Group, host: str, port: int, nop_interval: float, redirect: bool) -> None:
+async def _serve(
+    group: Group, host: str, port: int, nop_interval: float, redirect: bool, network: PortNetwork
+) -> None:
     owner = EngineOwner(asyncio.get_running_loop())
     try:
-        await _serve_owned(group, owner, host, port, nop_interval, redirect)
+        await _serve_owned(group, owner, network.address(host), port, nop_interval, redirect, network)
     finally:
         owner.stop()
 
 
 async def _serve_owned(
-    group: Group, owner: EngineOwner, host: str, port: int, nop_interval: float, redirect: bool
+    group: Group, owner: EngineOwner, host: str, port: int, nop_interval: float, redirect: bool,
+    network: PortNetwork,
 ) -> None:
     log = logging.getLogger("array_sim")
-    if redirect and not _is_loopback(host):
+    if redirect and isinstance(network, Loopback) and not _is_loopback(host):
         log.info("logins are not redirected: member ports are 127.0.0.x addresses, which initiators reaching %s"
                  " from elsewhere could not connect to", host)  # fmt: skip
         redirect = False
     # Built on the owner: its first inventory reads the group (no connection exists yet).
-    portal = await owner.run(GroupPortal, group, f"{host}:{port}", 1, redirect)
+    portal = await owner.run(GroupPortal, group, f"{host}:{port}", 1, redirect, network.address)
     portal.engine_call = lambda call: owner.submit(call)
-    server = TargetServer(portal, owner, host, port, nop_interval)
+    server = TargetServer(portal, owner, host, port, nop_interval, network)
 
     async def after_command() -> None:
         portal.apply(await owner.run(portal.inventory))
@@ -127,8 +145,9 @@ async def _serve_owned(
         raise ListenError(f"cannot open the control socket {control.path}: {_why(error)}") from None
     await server.sync_listeners(portal.member_hosts())  # once serve will run: a refusal above is one line
     log.info(
-        "serving group %s on %s:%d, %d targets, logins %s; Ctrl-C to stop", group.name, host, port,
+        "serving group %s on %s:%d, %d targets, logins %s, %s; Ctrl-C to stop", group.name, host, port,
         len(portal.targets), "redirected to member ports" if redirect else "served where they arrive",
+        network.description,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

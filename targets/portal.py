@@ -49,7 +49,7 @@ import fnmatch
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from array_sim import AccessRecord, ChapUser, Group, Snapshot, Volume
@@ -116,7 +116,14 @@ def _ip_matches(pattern: str, ip: str) -> bool:
 class GroupPortal:
     """The group behind one portal address (the group IP)."""
 
-    def __init__(self, group: Group, address: str, tpgt: int = 1, redirecting: bool = True) -> None:
+    def __init__(
+        self,
+        group: Group,
+        address: str,
+        tpgt: int = 1,
+        redirecting: bool = True,
+        public: Callable[[str], str] | None = None,
+    ) -> None:
         self.group = group
         self.address = address
         self.host, _, port = address.rpartition(":")
@@ -126,6 +133,9 @@ class GroupPortal:
         self.redirecting = redirecting
         #: Member port addresses the server listens on now (set by the server).
         self.listening: set[str] = set()
+        #: Where initiators reach a catalog address (``targets.port_network`` rule 1): every
+        #: address the portal keeps, compares and sends is one of these.
+        self.public: Callable[[str], str] = public or (lambda address: address)
         self.targets: dict[str, TargetEntry] = {}
         #: How work on a logical unit is run: at once, or submitted to the engine owner (header).
         self.engine_call: Callable[[Callable[[], object]], object] = lambda call: call()
@@ -159,9 +169,9 @@ class GroupPortal:
         holders = {iqn: self._holders(v, s) for iqn, (v, s, _) in wanted.items()}
         return Inventory(
             wanted, records, self.group.chap_users(), (name, secret) if name and secret else None,
-            self.group.ports_listened(), holders,
+            [replace(port, address=self.public(port.address)) for port in self.group.ports_listened()], holders,
             {iqn: self._homes(v, holders[iqn]) for iqn, (v, _, _) in wanted.items()},
-            frozenset(port.address for port in self.group.member_ports()),
+            frozenset(self.public(port.address) for port in self.group.member_ports()),
         )  # fmt: skip
 
     def _holders(self, volume: Volume, snapshot: Snapshot | None) -> dict[int, int]:
@@ -181,6 +191,14 @@ class GroupPortal:
     def member_hosts(self) -> set[str]:
         """The member port addresses to listen on."""
         return {port.address for port in self._inventory.ports}
+
+    def port_addresses(self) -> set[str]:
+        """Every member port's address, up or down."""
+        return set(self._inventory.addresses)
+
+    def port_address(self, catalog_address: str) -> str:
+        """Where initiators reach the member port the catalog names ``catalog_address`` (the CLI)."""
+        return self.public(catalog_address)
 
     def member_left(self, address: str) -> bool:
         """The member port at ``address`` went because its member left the group (not a cable pulled)."""
@@ -216,8 +234,10 @@ class GroupPortal:
         ]
 
     def port_sessions(self, address: str) -> int:
-        """Sessions logged in through the member port at ``address`` (``member select M show``)."""
-        return sum(1 for entry in self.targets.values() for c in entry.connections if c.local_ip == address)
+        """Sessions logged in through the member port the catalog names ``address`` (``member select M
+        show``)."""
+        public = self.public(address)
+        return sum(1 for entry in self.targets.values() for c in entry.connections if c.local_ip == public)
 
     def apply(self, inventory: Inventory) -> None:
         """Targets as ``inventory`` says (on the loop); a target that went away drops its connections."""

@@ -46,6 +46,10 @@ class Live:
         """Sessions logged in through the member port at ``address``."""
         return 0
 
+    def port_address(self, address: str) -> str:
+        """Where initiators reach the member port the catalog names ``address`` (``serve --netns``)."""
+        return address
+
 
 @dataclass
 class Confirm(Exception):

@@ -3,7 +3,9 @@
 This is the only module of the target that does network I/O. It listens on
 the group IP and on every member port the portal names (``sync_listeners``:
 a port that goes away takes its connections with it; one that cannot be
-listened on is logged and left out, so nobody is redirected to it). Each TCP
+listened on is logged and left out, so nobody is redirected to it), with
+sockets the port network makes (``targets.port_network``: loopback
+addresses, or the namespaces of ``serve --netns``). Each TCP
 connection gets a ``Connection`` that knows the address it came in at; received bytes land directly in its
 receive buffer (``asyncio.BufferedProtocol``), and after every receive the
 server sends what any connection has queued and closes those that asked to
@@ -38,6 +40,7 @@ import logging
 import time
 
 from ..engine_owner import EngineOwner
+from ..port_network import Loopback, PortNetwork
 from ..portal import GroupPortal
 from ..scsi import Result, SenseReason, Status
 from ..scsi.sense import build_sense
@@ -118,9 +121,16 @@ class TargetServer:
     """Serves a group's targets on one portal (the group IP and port)."""
 
     def __init__(
-        self, portal: GroupPortal, owner: EngineOwner, host: str, port: int, nop_interval: float = 30.0
+        self,
+        portal: GroupPortal,
+        owner: EngineOwner,
+        host: str,
+        port: int,
+        nop_interval: float = 30.0,
+        network: PortNetwork | None = None,
     ) -> None:
         self.portal = portal
+        self.network = network or Loopback()
         self.owner = owner
         owner.delivered.append(self.pump)
         self.host = host
@@ -136,7 +146,8 @@ class TargetServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Protocol(self), self.host, self.port, reuse_address=True)
+        sock = await asyncio.to_thread(self.network.listen, self.host, self.port)
+        self._server = await loop.create_server(lambda: _Protocol(self), sock=sock)
         self._pinger = asyncio.create_task(self._ping_idle())
 
     async def sync_listeners(self, hosts: set[str]) -> None:
@@ -147,6 +158,7 @@ class TargetServer:
 
     async def _sync_listeners(self, hosts: set[str]) -> None:
         loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.network.sync, self.portal.port_addresses(), hosts)
         for host in sorted(set(self._members) - hosts):
             listener = self._members.pop(host)
             listener.close()
@@ -161,9 +173,8 @@ class TargetServer:
             log.info("member port %s:%d is no longer listened on", host, self.port)
         for host in sorted(hosts - set(self._members) - {self.host}):
             try:
-                self._members[host] = await loop.create_server(
-                    lambda: _Protocol(self), host, self.port, reuse_address=True
-                )
+                sock = await asyncio.to_thread(self.network.listen, host, self.port)
+                self._members[host] = await loop.create_server(lambda: _Protocol(self), sock=sock)
             except OSError as error:
                 log.warning("cannot listen on member port %s:%d: %s", host, self.port, error.strerror or error)
                 continue

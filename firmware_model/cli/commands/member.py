@@ -104,7 +104,8 @@ def member(session: Session, words: Words) -> list[str]:
         ("Operation", _operation(session, name)),
     ]
     ports = [
-        (f"eth{p.eth}", p.address, "up" if p.up else "down", str(session.live.port_sessions(p.address)))
+        (f"eth{p.eth}", session.live.port_address(p.address), "up" if p.up else "down",
+         str(session.live.port_sessions(p.address)))  # fmt: skip
         for p in group.member_ports(name)
     ]
     return [
