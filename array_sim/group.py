@@ -34,7 +34,7 @@ from .data_moves import DataMoves
 from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MemberAdmin
 from .member_states import MemberStates
 from .migrations import migrate
-from .naming import check_text
+from .naming import UnitIdentity, check_text, unit_identity
 from .pages import PageTables
 from .pool import DEFAULT_POOL, Placement, pool_named
 from .pool_admin import PoolAdmin
@@ -202,6 +202,15 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin, MemberStates, Da
     @property
     def group_id(self) -> int:
         return int(self.catalog.param("group_id") or 0)
+
+    def unit_identity(self, obj: Volume | Snapshot) -> UnitIdentity:
+        """The SCSI identity of a volume or snapshot (``naming.unit_identity``), for every front end."""
+        return unit_identity(self.group_id, obj.serial)
+
+    def target_credentials(self) -> tuple[str, str] | None:
+        """The (user, secret) the target answers mutual CHAP with (``grpparams target-auth-*``), if set."""
+        name, secret = self.catalog.param("target_auth_username"), self.catalog.param("target_auth_password")
+        return (name, secret) if name and secret else None
 
     def set_group_param(self, key: str, value: str) -> None:
         """A group parameter (``grpparams``); the texts get their limits (``naming.TEXT_LIMITS``)."""

@@ -84,12 +84,23 @@ def _members_have_ports(db: sqlite3.Connection) -> None:
         assign_ports(db, member_id, row[0] if row else "127.0.0.1")
 
 
+def _objects_keep_their_serial(db: sqlite3.Connection) -> None:
+    """Version 6: volumes and snapshots keep the serial their IQN was made with (``naming.unit_identity``:
+    VPD 80h and 83h come from it, the same whichever front end serves the object). Objects made
+    before have it only inside their IQN, which is read once here."""
+    for table in ("volumes", "snapshots"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN serial INTEGER NOT NULL DEFAULT 0")
+        for row_id, iqn in db.execute(f"SELECT id, iqn FROM {table}").fetchall():
+            db.execute(f"UPDATE {table} SET serial = ? WHERE id = ?", (int(iqn.split("-")[4], 16), row_id))
+
+
 #: (version reached, what the step does); applied in order.
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (2, _members_describe_their_storage),
     (3, _events_have_codes),
     (4, _volumes_spread_over_members),
     (5, _members_have_ports),
+    (6, _objects_keep_their_serial),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -33,6 +33,8 @@ __all__ = [
     "check_text",
     "shown",
     "target_iqn",
+    "UnitIdentity",
+    "unit_identity",
     "default_snapshot_name",
     "valid_object_name",
 ]
@@ -155,6 +157,27 @@ def _problem(limit: TextLimit, value: str) -> str:
 def target_iqn(group_id: int, serial: int, name: str) -> str:
     """The IQN of a volume or snapshot: group id, object serial, object name."""
     return f"{IQN_PREFIX}-{group_id:09x}-{serial:016x}-{name.lower()}"
+
+
+@dataclass(frozen=True)
+class UnitIdentity:
+    """How a volume or snapshot names itself to SCSI: the same whichever front end serves it, so
+    multipath sees one device (VPD 80h Unit Serial Number, VPD 83h NAA designator, SPC-5 7.7)."""
+
+    #: Unit serial number: the group id and the object serial in hex (25 ASCII characters).
+    serial: str
+    #: NAA IEEE Registered Extended (type 6), 16 bytes: EqualLogic's 6090a0 prefix, then the serial.
+    naa: bytes
+
+
+#: NAA 6 + the company id EqualLogic volumes report (0x090a0 after the NAA nibble; research/lio.md 9.7).
+NAA_PREFIX = "6090a0"
+
+
+def unit_identity(group_id: int, serial: int) -> UnitIdentity:
+    """The identity of the object with ``serial`` in group ``group_id`` (the two numbers of its IQN)."""
+    text = f"{group_id:09x}{serial:016x}"
+    return UnitIdentity(text, bytes.fromhex(NAA_PREFIX + text[-26:].rjust(26, "0")))
 
 
 def default_snapshot_name(volume: str, when: datetime, number: int) -> str:

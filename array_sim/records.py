@@ -55,6 +55,8 @@ class Volume:
     iqn: str
     snap_counter: int
     created: str
+    #: The serial the IQN was made with (``naming.unit_identity``).
+    serial: int = 0
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Snapshot:
     iqn: str
     #: "member-offline" while the group holds it offline because a member with its data is off-line.
     offline_reason: str = ""
+    #: The serial the IQN was made with (``naming.unit_identity``).
+    serial: int = 0
 
 
 @dataclass

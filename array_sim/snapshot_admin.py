@@ -61,12 +61,13 @@ class SnapshotAdmin:
             update_row(db, vol, snap_counter=number)
             name = name or default_snapshot_name(vol.name, when, number)
             self._check_snapshot_name(vol, name)
+            serial = self.catalog.next_id("next_serial")
             snapshot = Snapshot(
                 id=0, volume_id=vol.id, name=name, map_id=self.tables.new_map(),
                 size_bytes=vol.size_bytes, pages=vol.pages,
                 created=when.isoformat(timespec="seconds"), online=False, read_only=False,
                 description=description,
-                iqn=target_iqn(self.group_id, self.catalog.next_id("next_serial"), name),
+                iqn=target_iqn(self.group_id, serial, name), serial=serial,
             )  # fmt: skip
             insert_row(db, snapshot)
             self.tables.copy_map(vol.map_id, snapshot.map_id)

@@ -175,7 +175,8 @@ class VolumeAdmin:
         if needed > self.pool_free(pool_id):
             raise NoSpace(f"Not enough free space in pool {self.pools[pool_id]} for volume {name}.")
         with self.catalog.transaction() as db:
-            volume.iqn = target_iqn(self.group_id, self.catalog.next_id("next_serial"), name)
+            volume.serial = self.catalog.next_id("next_serial")
+            volume.iqn = target_iqn(self.group_id, volume.serial, name)
             volume.map_id = self.tables.new_map()
             insert_row(db, volume)
             self.spreads.start(volume.id, pool_id)

@@ -5,12 +5,10 @@ PS IQN and one LUN 0. ``refresh()`` brings the targets in line with the
 group after any change (a volume created or set online appears at once; one
 set offline or deleted loses its sessions and disappears from discovery).
 
-Access control follows the volume's access records (research/ps-cli.md
-2.4): a record matches on every criterion it names (initiator name, IP
-address with ``*`` octets, CHAP user), records are alternatives, and a
-record applies to the volume, its snapshots or both. A volume with no
-matching record admits nobody. With multi-host access disabled (the
-default) a second initiator is refused while another is logged in.
+Access control follows the volume's access records by the rules of
+``array_sim.access_policy`` (shared with every front end), and a logical
+unit's serial and NAA come from ``Group.unit_identity``, so an object has
+the same identity whichever front end serves it.
 
 Login redirection (RFC 7143 11.13.5; research/next-capabilities.md 3): the group IP answers a
 normal session's login with "target moved temporarily" and the ``TargetAddress`` of a member port
@@ -45,14 +43,13 @@ answer to ``show connections``.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from array_sim import AccessRecord, ChapUser, Group, Snapshot, Volume
+from array_sim import AccessRecord, ChapUser, Group, Snapshot, Volume, access_policy
 from array_sim.member_ports import Port
 
 from .iscsi.login import Access
@@ -84,9 +81,6 @@ class TargetEntry:
     def alias(self) -> str:
         return self.snapshot.name if self.snapshot else self.volume.alias
 
-    def applies(self, record: AccessRecord) -> bool:
-        return record.apply_to == "both" or record.apply_to == ("snapshot" if self.snapshot else "volume")
-
 
 @dataclass(frozen=True)
 class Inventory:
@@ -107,10 +101,6 @@ class Inventory:
     homes: dict[str, frozenset[int]] = field(default_factory=dict)
     #: Every member port's address, listened on or not (a port of a member that left is not here).
     addresses: frozenset[str] = frozenset()
-
-
-def _ip_matches(pattern: str, ip: str) -> bool:
-    return fnmatch.fnmatchcase(ip, pattern)
 
 
 class GroupPortal:
@@ -164,11 +154,9 @@ class GroupPortal:
             del self._units[key]
             del self._shapes[key]
         records = {volume.name: self.group.access_records(volume.name) for volume in self.group.volumes.values()}
-        name = self.group.catalog.param("target_auth_username")
-        secret = self.group.catalog.param("target_auth_password")
         holders = {iqn: self._holders(v, s) for iqn, (v, s, _) in wanted.items()}
         return Inventory(
-            wanted, records, self.group.chap_users(), (name, secret) if name and secret else None,
+            wanted, records, self.group.chap_users(), self.group.target_credentials(),
             [replace(port, address=self.public(port.address)) for port in self.group.ports_listened()], holders,
             {iqn: self._homes(v, holders[iqn]) for iqn, (v, _, _) in wanted.items()},
             frozenset(self.public(port.address) for port in self.group.member_ports()),
@@ -262,14 +250,8 @@ class GroupPortal:
         unit = self._units.get(key)
         if unit is None:
             device = self.group.device(volume.name, snapshot.name if snapshot else None)
-            iqn = (snapshot or volume).iqn
-            serial_hex = iqn.split("-")[3] + iqn.split("-")[4]
-            unit = LogicalUnit(
-                device,
-                serial=serial_hex,
-                naa=bytes.fromhex("6090a0" + serial_hex[-26:].rjust(26, "0")),
-                target_name=iqn,
-            )
+            identity = self.group.unit_identity(snapshot or volume)
+            unit = LogicalUnit(device, serial=identity.serial, naa=identity.naa, target_name=(snapshot or volume).iqn)
             self._units[key] = unit
         shape = (unit.device.num_blocks, unit.device.thin)
         if self._shapes.setdefault(key, shape) != shape:
@@ -284,55 +266,32 @@ class GroupPortal:
         entry = self.targets.get(target)
         return entry.alias if entry else None
 
-    def _records(self, entry: TargetEntry, initiator: str, ip: str) -> list[AccessRecord]:
-        return [
-            r
-            for r in self._inventory.records.get(entry.volume.name, [])
-            if entry.applies(r)
-            and (r.initiator in ("", "*") or r.initiator.lower() == initiator.lower())
-            and (not r.ipaddress or _ip_matches(r.ipaddress, ip))
-        ]
-
-    @staticmethod
-    def _needs_chap(record: AccessRecord) -> bool:
-        return record.auth_method == "chap" or bool(record.chap_user)
+    def _policy(self, target: str) -> tuple[list[AccessRecord], bool] | None:
+        """The target's access records and whether it is a snapshot's, for ``array_sim.access_policy``."""
+        entry = self.targets.get(target)
+        if entry is None:
+            return None
+        return self._inventory.records.get(entry.volume.name, []), entry.snapshot is not None
 
     def access(self, target: str, initiator: str, ip: str) -> Access:
-        entry = self.targets.get(target)
-        records = self._records(entry, initiator, ip) if entry else []
-        if any(not self._needs_chap(r) for r in records):
-            return Access.OPEN
-        return Access.CHAP if records else Access.DENIED
+        policy = self._policy(target)
+        return Access.DENIED if policy is None else Access(access_policy.admission(*policy, initiator, ip).value)
 
     def access_summary(self, target: str) -> str:
         """What the target's access records admit, for the log line of a refused login."""
-        entry = self.targets.get(target)
-        if entry is None:
-            return "no such target"
-        allowed = []
-        for record in self._inventory.records.get(entry.volume.name, []):
-            if not entry.applies(record):
-                continue
-            criteria = [
-                f"initiator {record.initiator}" if record.initiator else "",
-                f"ipaddress {record.ipaddress}" if record.ipaddress else "",
-                f"chap user {record.chap_user}" if record.chap_user else "",
-            ]
-            allowed.append(f"record {record.number}: " + (", ".join(c for c in criteria if c) or "anyone"))
-        return "; ".join(allowed) or "it has no access record"
+        policy = self._policy(target)
+        return "no such target" if policy is None else access_policy.summary(*policy)
 
     def chap_access(self, target: str, initiator: str, ip: str, user: str) -> bool:
-        entry = self.targets.get(target)
-        records = self._records(entry, initiator, ip) if entry else []
-        return any(not self._needs_chap(r) or not r.chap_user or r.chap_user == user for r in records)
+        policy = self._policy(target)
+        return policy is not None and access_policy.chap_user_allowed(*policy, initiator, ip, user)
 
     def admits(self, target: str, initiator: str) -> bool:
         entry = self.targets.get(target)
-        if entry is None or entry.volume.multihost:
+        if entry is None:
             return True
-        return all(
-            c.session is not None and c.session.initiator.lower() == initiator.lower() for c in entry.connections
-        )
+        logged_in = [c.session.initiator for c in entry.connections if c.session is not None]
+        return access_policy.admits_another(entry.volume.multihost, logged_in, initiator)
 
     def chap_secret(self, user: str) -> str | None:
         for account in self._inventory.chap_users:

@@ -45,6 +45,11 @@ def test_release_0_1_group_opens_with_its_data(group_v1: Path) -> None:
         for name in ("vol1", "thick1"):  # step 4: each volume's spread is its pool's member
             assert group.spreads.of(group.volume(name).id).members == [member_id]
             assert group.members_holding(group.volume(name)) == ["member-1"]
+        for obj in (group.volume("vol1"), group.volume("thick1"), group.snapshot("vol1", "snap1")):
+            # step 6: the serial kept beside the IQN gives the identity release 0.1 served (VPD 80h/83h)
+            identity = group.unit_identity(obj)
+            assert identity.serial == obj.iqn.split("-")[3] + obj.iqn.split("-")[4]
+            assert identity.naa == bytes.fromhex("6090a0" + identity.serial.rjust(26, "0"))
         vol1.write(8, b"E" * 512)
     with Group.open(group_v1) as group:
         assert group.device("vol1").read(8, 1) == b"E" * 512
