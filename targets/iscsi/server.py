@@ -185,7 +185,7 @@ class TargetServer:
     def rehome(self) -> None:
         """Ask the portal's misplaced sessions to come back through the group IP (header)."""
         for connection, member in self.portal.misplaced():
-            self._ask_to_move(connection, f"member {member} no longer holds the data of its target")
+            self._ask_to_move(connection, f"member {member} is no longer a home of its target")
         self.pump()
 
     def _ask_to_move(self, connection: Connection, why: str) -> bool:

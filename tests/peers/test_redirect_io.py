@@ -105,7 +105,7 @@ def test_a_session_on_a_member_being_vacated_logs_out_and_comes_back_elsewhere(
     out, _ = io.communicate(timeout=300)
     assert io.returncode == 0 and "failed" not in out.lower(), out
     log = target.log.read_text()
-    assert f"at {port} to log out and in again: member {member} no longer holds the data of its target" in log, log
+    assert f"at {port} to log out and in again: member {member} is no longer a home of its target" in log, log
     later = landings(target)[before + 1 :]
     assert later and port not in later, (port, later)  # logged in again through the group IP, elsewhere
     assert "did not log out when asked to" not in log
