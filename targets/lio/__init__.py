@@ -1,0 +1,1 @@
+"""The Linux LIO front end: the plan of what LIO holds (``plan``) and its rtslib-fb gateway (``gateway``)."""
