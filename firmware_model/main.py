@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         " (for initiators behind NAT: a QEMU guest on user networking, a container)",
     )  # fmt: skip
     serve.add_argument(
+        "--frontend", choices=("embedded", "lio"), default="embedded",
+        help="who speaks iSCSI: our embedded target (default; no root), or the kernel's LIO through rtslib-fb"
+        " and a TCMU handler in this process (root, target_core_user and iscsi_target_mod loaded)",
+    )  # fmt: skip
+    serve.add_argument(
         "--netns", action="store_true",
         help="root only: put the group IP and every member port in network namespaces on a bridge (198.51.100.0/24),"
         " so 'simulate member select M eth N down' pulls a real cable; initiators run in namespace asim-GROUP-host",
@@ -72,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from .serve import serve
 
-            return serve(directory, args.portal, args.nop_interval, redirect=not args.no_redirect, netns=args.netns)
+            return serve(directory, args.portal, args.nop_interval, redirect=not args.no_redirect, netns=args.netns,
+                         frontend=args.frontend)  # fmt: skip
         return _cli(args, directory)
     except EngineError as error:
         print(f"array-sim: {error}", file=sys.stderr)

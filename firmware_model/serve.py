@@ -30,6 +30,7 @@ import uvloop
 from array_sim import Group
 from targets.engine_owner import EngineOwner
 from targets.iscsi.server import TargetServer
+from targets.lio.frontend import LioFrontend, LioUnavailable
 from targets.netns_lab import LabError, NetnsLab
 from targets.port_network import Loopback, PortNetwork
 from targets.portal import GroupPortal
@@ -57,7 +58,14 @@ def parse_portal(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def serve(directory: Path, portal: str | None, nop_interval: float, redirect: bool = True, netns: bool = False) -> int:
+def serve(
+    directory: Path,
+    portal: str | None,
+    nop_interval: float,
+    redirect: bool = True,
+    netns: bool = False,
+    frontend: str = "embedded",
+) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     group = Group.open(directory) if (directory / "catalog.sqlite3").exists() else Group.init(directory)
     try:
@@ -72,10 +80,10 @@ def serve(directory: Path, portal: str | None, nop_interval: float, redirect: bo
         # uvloop: the event loop in C, and writev for a PDU's pieces instead of joining them.
         network = _network(group, netns)
         try:
-            uvloop.run(_serve(group, host, port, nop_interval, redirect, network))
+            uvloop.run(_serve(group, host, port, nop_interval, redirect, network, frontend))
         finally:
             network.close()
-    except (ListenError, LabError) as error:
+    except (ListenError, LabError, LioUnavailable) as error:
         print(f"array-sim: {error}", file=sys.stderr)
         return 1
     finally:
@@ -105,56 +113,54 @@ def _why(error: OSError) -> str:
 
 
 async def _serve(
-    group: Group, host: str, port: int, nop_interval: float, redirect: bool, network: PortNetwork
+    group: Group, host: str, port: int, nop_interval: float, redirect: bool, network: PortNetwork, frontend: str
 ) -> None:
     owner = EngineOwner(asyncio.get_running_loop())
     try:
-        await _serve_owned(group, owner, network.address(host), port, nop_interval, redirect, network)
+        await _serve_owned(group, owner, network.address(host), port, nop_interval, redirect, network, frontend)
     finally:
         owner.stop()
 
 
 async def _serve_owned(
     group: Group, owner: EngineOwner, host: str, port: int, nop_interval: float, redirect: bool,
-    network: PortNetwork,
+    network: PortNetwork, frontend: str,
 ) -> None:
     log = logging.getLogger("array_sim")
     if redirect and isinstance(network, Loopback) and not _is_loopback(host):
         log.info("logins are not redirected: member ports are 127.0.0.x addresses, which initiators reaching %s"
                  " from elsewhere could not connect to", host)  # fmt: skip
         redirect = False
+    if frontend == "lio":
+        redirect = False  # LIO cannot redirect a login (research/lio.md 9.6)
     # Built on the owner: its first inventory reads the group (no connection exists yet).
     portal = await owner.run(GroupPortal, group, f"{host}:{port}", 1, redirect, network.address)
     portal.engine_call = lambda call: owner.submit(call)
-    server = TargetServer(portal, owner, host, port, nop_interval, network)
-
-    async def after_command() -> None:
-        portal.apply(await owner.run(portal.inventory))
-        await server.sync_listeners(portal.member_hosts())
-        server.rehome()
-
-    control = ControlServer(group, owner, portal, after_command)
+    front: _Embedded | LioFrontend
+    front = LioFrontend(portal, owner, host, port) if frontend == "lio" else _Embedded(portal, owner, network,
+                                                                                         nop_interval)  # fmt: skip
+    control = ControlServer(group, owner, portal, front.sync)
     try:
-        await server.start()
+        await front.start()
     except OSError as error:
         raise ListenError(f"cannot listen on {host}:{port}: {_why(error)}") from None
     try:
         await control.start()
     except OSError as error:
-        await server.stop()
+        await front.stop()
         raise ListenError(f"cannot open the control socket {control.path}: {_why(error)}") from None
-    await server.sync_listeners(portal.member_hosts())  # once serve will run: a refusal above is one line
+    await front.sync()  # once serve will run: a refusal above is one line
     log.info(
-        "serving group %s on %s:%d, %d targets, logins %s, %s; Ctrl-C to stop", group.name, host, port,
-        len(portal.targets), "redirected to member ports" if redirect else "served where they arrive",
-        network.description,
+        "serving group %s on %s:%d%s, %d targets, logins %s, %s; Ctrl-C to stop", group.name, host, port,
+        " through LIO" if frontend == "lio" else "", len(portal.targets),
+        "redirected to member ports" if redirect else "served where they arrive", network.description,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     refreshes: set[asyncio.Task[None]] = set()
 
     def refresh() -> None:  # on the loop
-        task = loop.create_task(after_command())
+        task = loop.create_task(front.sync())
         refreshes.add(task)
         task.add_done_callback(refreshes.discard)
 
@@ -175,8 +181,29 @@ async def _serve_owned(
     for watcher in watchers:
         watcher.cancel()
     await control.stop()
-    await server.stop()
+    await front.stop()
     await owner.run(group.flush)
+
+
+class _Embedded:
+    """The embedded iSCSI target as a front end: the group IP, the member ports, the redirect."""
+
+    def __init__(self, portal: GroupPortal, owner: EngineOwner, network: PortNetwork, nop_interval: float) -> None:
+        self.portal, self.owner = portal, owner
+        host, port = portal.host, portal.port
+        self.server = TargetServer(portal, owner, host, port, nop_interval, network)
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def sync(self) -> None:
+        """After a CLI command or an event: targets, member ports, and sessions that must move."""
+        self.portal.apply(await self.owner.run(self.portal.inventory))
+        await self.server.sync_listeners(self.portal.member_hosts())
+        self.server.rehome()
+
+    async def stop(self) -> None:
+        await self.server.stop()
 
 
 async def _background(group: Group, owner: EngineOwner, period: float = 1.0) -> None:
