@@ -77,10 +77,12 @@ def serve(
     if host != group.group_ip:
         group.set_group_param("group_ip", host)
     try:
-        # uvloop: the event loop in C, and writev for a PDU's pieces instead of joining them.
         network = _network(group, netns)
         try:
-            uvloop.run(_serve(group, host, port, nop_interval, redirect, network, frontend))
+            # uvloop: the event loop in C, and writev for a PDU's pieces instead of joining them;
+            # asyncio.Runner rather than uvloop.run: Debian 12's uvloop (0.17, the LIO guest's) has no run().
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(_serve(group, host, port, nop_interval, redirect, network, frontend))
         finally:
             network.close()
     except (ListenError, LabError, LioUnavailable) as error:
@@ -127,12 +129,12 @@ async def _serve_owned(
     network: PortNetwork, frontend: str,
 ) -> None:
     log = logging.getLogger("array_sim")
+    if frontend == "lio":
+        redirect = False  # LIO cannot redirect a login (research/lio.md 9.6)
     if redirect and isinstance(network, Loopback) and not _is_loopback(host):
         log.info("logins are not redirected: member ports are 127.0.0.x addresses, which initiators reaching %s"
                  " from elsewhere could not connect to", host)  # fmt: skip
         redirect = False
-    if frontend == "lio":
-        redirect = False  # LIO cannot redirect a login (research/lio.md 9.6)
     # Built on the owner: its first inventory reads the group (no connection exists yet).
     portal = await owner.run(GroupPortal, group, f"{host}:{port}", 1, redirect, network.address)
     portal.engine_call = lambda call: owner.submit(call)
@@ -153,7 +155,8 @@ async def _serve_owned(
     log.info(
         "serving group %s on %s:%d%s, %d targets, logins %s, %s; Ctrl-C to stop", group.name, host, port,
         " through LIO" if frontend == "lio" else "", len(portal.targets),
-        "redirected to member ports" if redirect else "served where they arrive", network.description,
+        "redirected to member ports" if redirect else "served where they arrive",
+        "the kernel's iSCSI target" if frontend == "lio" else network.description,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
