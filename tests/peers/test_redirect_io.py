@@ -44,6 +44,18 @@ def wait_for(predicate: object, what: str, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
+def start_writer(target: iscsi_peer.OurTarget) -> tuple[subprocess.Popen[str], int, str]:
+    """qemu-io writing 240 MiB of patterns and reading them back; once it has logged in: the process,
+    the sessions logged before it, and the member port it landed on."""
+    commands = [f"write -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
+    commands += [f"read -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
+    args = ["qemu-io", "-f", "raw"] + [a for c in commands for a in ("-c", c)] + [target.url()]
+    before = len(landings(target))
+    io = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: len(landings(target)) > before, "qemu-io never logged in")
+    return io, before, landings(target)[-1]
+
+
 @pytest.fixture
 def target(tmp_path: Path) -> Iterator[iscsi_peer.OurTarget]:
     with iscsi_peer.our_target(
@@ -72,16 +84,8 @@ def test_libiscsi_tools_and_qemu_follow_the_redirect(target: iscsi_peer.OurTarge
 def test_a_port_taken_down_mid_io_sends_the_initiator_back_through_the_group_ip(
     target: iscsi_peer.OurTarget,
 ) -> None:
-    commands = [f"write -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
-    commands += [f"read -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
-    args = ["qemu-io", "-f", "raw"] + [a for c in commands for a in ("-c", c)] + [target.url()]
-    before = len(landings(target))
-    io = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: len(landings(target)) > before, "qemu-io never logged in")
-    port = landings(target)[-1]
-    member, eth = next(
-        (m, e) for m, e, address in _ports(target) if address == port
-    )
+    io, before, port = start_writer(target)
+    member, eth = next((m, e) for m, e, address in _ports(target) if address == port)
     target.cli("simulate", "member", "select", member, "eth", str(eth), "down")
     out, _ = io.communicate(timeout=300)
     assert io.returncode == 0 and "failed" not in out.lower(), out
@@ -93,13 +97,7 @@ def test_a_port_taken_down_mid_io_sends_the_initiator_back_through_the_group_ip(
 def test_a_session_on_a_member_being_vacated_logs_out_and_comes_back_elsewhere(
     target: iscsi_peer.OurTarget,
 ) -> None:
-    commands = [f"write -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
-    commands += [f"read -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
-    args = ["qemu-io", "-f", "raw"] + [a for c in commands for a in ("-c", c)] + [target.url()]
-    before = len(landings(target))
-    io = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: len(landings(target)) > before, "qemu-io never logged in")
-    port = landings(target)[-1]
+    io, before, port = start_writer(target)
     member = next(m for m, _, address in _ports(target) if address == port)
     target.cli("member", "select", member, "delete")  # its data moves away: the session must follow
     out, _ = io.communicate(timeout=300)
