@@ -141,7 +141,14 @@ async def _serve_owned(
     front: _Embedded | LioFrontend
     front = LioFrontend(portal, owner, host, port) if frontend == "lio" else _Embedded(portal, owner, network,
                                                                                          nop_interval)  # fmt: skip
-    control = ControlServer(group, owner, portal, front.sync)
+    #: Set after a CLI command or an event: background work it started (a move) begins at once.
+    wake = asyncio.Event()
+
+    async def after_change() -> None:
+        await front.sync()
+        wake.set()
+
+    control = ControlServer(group, owner, portal, after_change)
     try:
         await front.start()
     except OSError as error:
@@ -163,7 +170,7 @@ async def _serve_owned(
     refreshes: set[asyncio.Task[None]] = set()
 
     def refresh() -> None:  # on the loop
-        task = loop.create_task(front.sync())
+        task = loop.create_task(after_change())
         refreshes.add(task)
         task.add_done_callback(refreshes.discard)
 
@@ -176,7 +183,7 @@ async def _serve_owned(
     group.event_listeners.append(on_event)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    watchers = [loop.create_task(_background(group, owner))]
+    watchers = [loop.create_task(_background(group, owner, wake))]
     if os.environ.get("ARRAY_SIM_LOOP_LAG"):
         watchers.append(loop.create_task(_watch_loop_lag()))
     await stop.wait()
@@ -209,8 +216,9 @@ class _Embedded:
         await self.server.stop()
 
 
-async def _background(group: Group, owner: EngineOwner, period: float = 1.0) -> None:
-    """Keep ``group.background_step`` scheduled on the owner while it has work; look again every ``period``."""
+async def _background(group: Group, owner: EngineOwner, wake: asyncio.Event, period: float = 1.0) -> None:
+    """Keep ``group.background_step`` scheduled on the owner while it has work; look again every ``period``,
+    or at once when ``wake`` is set (a command that starts work: a move, a vacate)."""
     step = group.background_step
     armed = False
 
@@ -223,7 +231,11 @@ async def _background(group: Group, owner: EngineOwner, period: float = 1.0) -> 
         if not armed:
             armed = True
             owner.submit_background(run)
-        await asyncio.sleep(period)
+        try:
+            await asyncio.wait_for(wake.wait(), period)
+        except TimeoutError:
+            pass
+        wake.clear()
 
 
 async def _watch_loop_lag(period: float = 0.001) -> None:
