@@ -17,9 +17,11 @@ vacate, vacated and its operations movePool / vacate with CompletePct):
 3. Moving a volume (``volume select V pool P``) puts it in the new pool at once (its reserve is
    taken there, new pages go there) and moves every page of the volume and its snapshots that is
    outside that pool; until they have left, those pages still count against the old pool's free
-   space (``pages_leaving``). Refused when the new pool lacks space for its reserve, and while the volume
-   shares pages with a volume outside its own snapshots (a clone made from it, or it from another):
-   moving those pages would move the other volume's data too.
+   space (``pages_leaving``). Refused when the new pool lacks space for its reserve. A page the volume
+   shares with a volume outside its own snapshots (a clone made from it, or it from another) stays
+   for the other volume: the moving volume and its snapshots get a private copy of what they read
+   through it, in the new pool (``page_mover.PageSplit``), as the array's clones are independent
+   copies. A volume cannot be cloned while it moves (its clone would share pages in both pools).
 4. ``pool merge P Q`` moves no data: P's members and volumes join Q, and P is deleted. Refused for
    the pool ``default``, while a move concerns P, and past a pool's member limit.
 5. Moves run one at a time in ``moves_step`` slices beside the I/O; a move whose members are not
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from .errors import InvalidRequest, NoSpace
 from .member_admin import FILE_LAYOUT
-from .page_mover import PageMove
+from .page_mover import PageMove, PageSplit
 from .pool import DEFAULT_POOL, MAX_SPREAD, Member, pool_named
 from .pool_admin import MAX_POOL_MEMBERS
 from .records import Snapshot, Volume, update_row
@@ -62,6 +64,8 @@ class Move:
         self.left = self.total
         #: Page id -> a volume that uses it, of the pages still to move (the next one last).
         self.plan: dict[int, int | None] = {}
+        #: Those of ``plan`` that the moving volume family gets a private copy of (rule 3).
+        self.splits: set[int] = set()
         self.page: PageMove | None = None
 
     @property
@@ -185,10 +189,6 @@ class DataMoves:
             raise InvalidRequest(f"Volume {name} is already in pool {pool}.")
         if self.move_of_volume(volume.id) is not None:
             raise InvalidRequest(f"Volume {name} is already moving to another pool.")
-        family = {volume.map_id, *(s.map_id for s in self.snapshots_of(volume))}
-        pages = self._reachable(family)
-        if pages & self._reachable(set(self.tables.maps) - family):
-            raise InvalidRequest(f"Volume {name} shares data with a clone; it cannot move to another pool.")
         old_pool = volume.pool_id
         volume.pool_id = pool_id
         short = self.pool_free(pool_id) < 0
@@ -300,7 +300,8 @@ class DataMoves:
             pid = next(reversed(move.plan))
             volume_id = move.plan[pid]
             page = self.tables.phys.get(pid)
-            if page is None or not self._still_to_move(move, page.address[0]):
+            split = pid in move.splits
+            if page is None or not (self._outside(move, pid) if split else self._still_to_move(move, page.address[0])):
                 del move.plan[pid]  # gone, or moved meanwhile
                 continue
             if pid in self.tables.watchers:
@@ -309,6 +310,8 @@ class DataMoves:
             if target is None:
                 return None  # no room anywhere: the move waits, its plan kept (the check at its start makes this rare)
             del move.plan[pid]
+            if split:
+                return PageSplit(self.tables, self.placement, self.catalog, pid, target.id, self._family(move))
             return PageMove(self.tables, self.placement, self.catalog, pid, target.id)
 
     def _still_to_move(self, move: Move, member_id: int) -> bool:
@@ -332,19 +335,53 @@ class DataMoves:
         """Page id -> a volume that uses it, of every page the move still has to move (the next one last)."""
         phys = self.tables.phys
         if move.volume_id is not None:
-            volume = self.volumes[move.volume_id]
-            pages = self._volume_pages(volume)
-            return {pid: volume.id for pid in sorted(pages, reverse=True) if self._still_to_move(move, phys[pid].address[0])}
+            return self._plan_volume(move)
         owner: dict[int, int | None] = {}
-        for volume in self.volumes.values():
+        # A page shared by volumes of several pools (one of them moving away) stays in the member's pool.
+        member_pool = self._member_pool(move.member_id)
+        for volume in sorted(self.volumes.values(), key=lambda v: v.pool_id != member_pool):
             for pid in self._volume_pages(volume):
                 owner.setdefault(pid, volume.id)
         return {pid: owner.get(pid) for pid in sorted(phys, reverse=True) if phys[pid].address[0] == move.member_id}
+
+    def _plan_volume(self, move: Move) -> dict[int, int | None]:
+        """A volume's move: the pages its family maps that read through a page shared with another
+        volume and lie (or read) outside the new pool are split; the other pages it reaches outside the
+        new pool are moved (rule 3)."""
+        volume_id, family = move.volume_id, self._family(move)
+        shared = self._reachable(family) & self._reachable(set(self.tables.maps) - family)
+        tops = {pid for map_id in family for pid in self.tables.table(map_id).values()}
+        moving: set[int] = set()
+        move.splits = set()
+        for pid in tops:
+            chain = self._chain(pid)
+            if shared.isdisjoint(chain):
+                moving.update(p for p in chain if self._still_to_move(move, self.tables.phys[p].address[0]))
+            elif self._outside(move, pid):
+                move.splits.add(pid)
+        return {pid: volume_id for pid in sorted(moving | move.splits, reverse=True)}
+
+    def _family(self, move: Move) -> set[int]:
+        volume = self.volumes[move.volume_id]  # type: ignore[index]
+        return {volume.map_id, *(s.map_id for s in self.snapshots_of(volume))}
+
+    def _chain(self, pid: int | None) -> list[int]:
+        """The page and the pages it reads through, top first."""
+        chain = []
+        while pid is not None:
+            chain.append(pid)
+            pid = self.tables.phys[pid].backing
+        return chain
+
+    def _outside(self, move: Move, pid: int) -> bool:
+        """True if the page, or one it reads through, is outside the pool the volume moves to."""
+        return any(self._still_to_move(move, self.tables.phys[p].address[0]) for p in self._chain(pid))
 
     def _page_freed(self, pid: int) -> None:
         """A freed page leaves every plan: its id may soon name another volume's new page."""
         for move in self.moves.values():
             move.plan.pop(pid, None)
+            move.splits.discard(pid)
 
     def _finish(self, move: Move) -> None:
         with self.catalog.transaction() as db:

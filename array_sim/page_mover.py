@@ -22,6 +22,11 @@ Rules of this module (research/next-capabilities.md 2, "a page mover"):
    destination slot back, and so does a move whose source or destination goes off-line under
    it. None of them changes the page. A page has at most one move at a time (the movers skip a
    page that has a watcher).
+6. A split (``PageSplit``) copies what a page reads, through its backing pages, into a slot of
+   another member, as a move copies the page; at the end the entries of one family of page tables
+   (a volume and its snapshots) that map the page name the copy, a new page with no backing, and
+   every other table keeps the old page. The copy is written and flushed before the catalog names
+   it, so ``kill -9`` before that commit leaves the family on the old page and the slot free.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from .pages import PageTables
 from .pool import PageAddress, Placement
 from .units import CHUNK_SIZE, CHUNKS_PER_PAGE
 
-__all__ = ["PageMove"]
+__all__ = ["PageMove", "PageSplit"]
 
 
 class PageMove:
@@ -71,10 +76,9 @@ class PageMove:
         """Copy on from the cursor, about ``budget`` bytes; True once the whole page is copied (rule 1)."""
         if self.ended:
             return True
-        chunks = self.tables.chunk_maps[self.source[0]]
         done = 0
         while self.cursor < CHUNKS_PER_PAGE and done < budget:
-            start, stop, here = chunks.runs(self.source[1], self.cursor, CHUNKS_PER_PAGE)[0]
+            start, stop, here = self._runs(self.cursor, CHUNKS_PER_PAGE)[0]
             if here:
                 stop = min(stop, start + max(1, (budget - done) // CHUNK_SIZE))
                 done += (stop - start) * CHUNK_SIZE
@@ -86,14 +90,20 @@ class PageMove:
             self.cursor = stop
         return self.cursor >= CHUNKS_PER_PAGE
 
+    def _runs(self, first: int, last: int) -> list[tuple[int, int, bool]]:
+        """Runs of present and absent chunks of what is copied."""
+        return self.tables.chunk_maps[self.source[0]].runs(self.source[1], first, last)
+
+    def _read(self, offset: int, length: int) -> bytes | bytearray:
+        return self.placement.store(self.source[0]).read(self.source[1], offset, length)
+
     def _copy(self, first: int, last: int) -> None:
-        source_chunks = self.tables.chunk_maps[self.source[0]]
         dest_chunks = self.tables.chunk_maps[self.dest[0]]
-        source_store, dest_store = self.placement.store(self.source[0]), self.placement.store(self.dest[0])
-        for start, stop, here in source_chunks.runs(self.source[1], first, last):
+        dest_store = self.placement.store(self.dest[0])
+        for start, stop, here in self._runs(first, last):
             if here:
                 offset, length = start * CHUNK_SIZE, (stop - start) * CHUNK_SIZE
-                dest_store.write(self.dest[1], offset, source_store.read(self.source[1], offset, length))
+                dest_store.write(self.dest[1], offset, self._read(offset, length))
                 dest_chunks.mark(self.dest[1], start, stop)
                 self.copied += length
             else:
@@ -118,3 +128,35 @@ class PageMove:
             del self.tables.watchers[self.pid]
             self.ended = True
             self.placement.release(self.dest)
+
+
+class PageSplit(PageMove):
+    """A private copy of what one page reads, for the page tables of one volume family (rule 6).
+
+    The copy is of the page's view: its own chunks and, where it lacks one, its backing pages'. That
+    view changes only when the page itself is written or cleared in place (a write to a page below it
+    first gives the page its own copy of those chunks, ``pages`` rule 2), and every such change is
+    reported to the watcher, so the copy follows as a move's does.
+    """
+
+    def __init__(
+        self, tables: PageTables, placement: Placement, catalog: Catalog, pid: int, member_id: int, map_ids: set[int]
+    ) -> None:
+        super().__init__(tables, placement, catalog, pid, member_id)
+        self.map_ids = map_ids
+
+    def _runs(self, first: int, last: int) -> list[tuple[int, int, bool]]:
+        return self.tables.view_runs(self.pid, first, last)
+
+    def _read(self, offset: int, length: int) -> bytes | bytearray:
+        return self.tables.read_view(self.pid, offset, length)
+
+    def switch(self) -> None:
+        """The family's entries that still map the page map the copy instead (rule 6)."""
+        assert not self.ended and self.cursor >= CHUNKS_PER_PAGE and self.tables.watchers.get(self.pid) is self
+        self.placement.store(self.dest[0]).flush()
+        self.tables.chunk_maps[self.dest[0]].flush()
+        del self.tables.watchers[self.pid]  # the split may free the page: that is not this copy's end
+        self.ended = True
+        if self.tables.split(self.pid, self.dest, self.map_ids) is None:
+            self.placement.release(self.dest)  # the family stopped using the page meanwhile

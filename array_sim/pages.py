@@ -300,6 +300,47 @@ class PageTables:
             layer = self.phys[layer.backing] if layer.backing is not None else None
         return out
 
+    def view_runs(self, pid: int, first: int, last: int) -> list[tuple[int, int, bool]]:
+        """Runs of chunks ``first..last-1`` of what page ``pid`` reads: present where the page or a page
+        below it has the chunk (``page_mover.PageSplit`` copies this view)."""
+        runs: list[tuple[int, int, bool]] = []
+        pending = [(first, last)]
+        layer: PhysPage | None = self.phys[pid]
+        while pending and layer is not None:
+            chunks, missing = self._chunks(layer), []
+            for lo, hi in pending:
+                for start, stop, here in chunks.runs(layer.address[1], lo, hi):
+                    if here:
+                        runs.append((start, stop, True))
+                    else:
+                        missing.append((start, stop))
+            pending = missing
+            layer = self.phys[layer.backing] if layer.backing is not None else None
+        runs.extend((lo, hi, False) for lo, hi in pending)
+        return sorted(runs)
+
+    def read_view(self, pid: int, offset: int, length: int) -> bytearray | bytes:
+        """``length`` bytes at ``offset`` of what page ``pid`` reads (its chunks, then its backing's)."""
+        return self._read_layers(self.phys[pid], offset, length)
+
+    def split(self, pid: int, address: PageAddress, map_ids: set[int]) -> int | None:
+        """Give the entries of ``map_ids`` that map ``pid`` the page at ``address``, a complete private copy
+        of what ``pid`` reads, already written and flushed; the others keep ``pid``. Returns the new page's
+        id, or None (changing nothing) when none of those entries maps ``pid`` any more."""
+        entries = [(m, i) for m in map_ids for i, p in self.table(m).items() if p == pid]
+        if not entries:
+            return None
+        with self.catalog.transaction() as db:
+            cursor = db.execute("INSERT INTO phys_pages (member_id, slot, backing_id) VALUES (?, ?, NULL)", address)
+            new = PhysPage(int(cursor.lastrowid or 0), address, None, maps=len(entries))
+            self.phys[new.id] = new
+            for map_id, index in entries:
+                db.execute("UPDATE page_map SET phys_id = ? WHERE map_id = ? AND page_index = ?", (new.id, map_id, index))
+                self.maps[map_id][index] = new.id
+            self.phys[pid].maps -= len(entries)
+            self._settle(pid)
+        return new.id
+
     def write(
         self,
         map_id: int,

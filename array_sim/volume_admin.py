@@ -89,6 +89,7 @@ class VolumeAdmin:
         def _delete_snapshot(self, snapshot: Snapshot) -> None: ...
         def held_offline(self, map_id: int) -> bool: ...
         def _load_moves(self) -> None: ...
+        def move_of_volume(self, volume_id: int) -> object | None: ...
 
     # ----------------------------------------------------------------- lookups
 
@@ -134,6 +135,8 @@ class VolumeAdmin:
             origin = self._find_snapshot(volume, snapshot)
         if self.held_offline(origin.map_id):
             raise InvalidRequest(f"{origin.name} cannot be cloned: its data is on a member that is offline.")
+        if self.move_of_volume(volume.id) is not None:
+            raise InvalidRequest(f"Volume {source} is moving to another pool; clone it once the move is complete.")
         return self._new_volume(
             name, origin.size_bytes, volume.pool_id, volume.thin, description, True, False, origin, {}
         )

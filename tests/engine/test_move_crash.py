@@ -6,7 +6,8 @@ exactly what was acknowledged, whatever the mover was doing; the move is still r
 where the catalog says it is) or it is complete; and pages already switched stay switched.
 
 ``move_crash_writer.py`` (a separate process) opens a group made here, starts a move (vacate and
-delete member m2, or move a volume to the other pool, or cancel the vacate), then runs
+delete member m2, or move a volume to the other pool, v1 sharing pages with its snapshot's clone c1,
+or cancel the vacate), then runs
 ``background_step`` with small random budgets between writes and unmaps, half of them aimed at the
 page being copied, below or around its copy cursor. It logs an ``intent`` line before and an ``ack``
 line after every operation. The tests SIGKILL it after a random short time, or let it kill itself
@@ -291,7 +292,8 @@ class MoveCrashHarness:
         self.snapshot = self._build()
 
     def _build(self) -> str:
-        """The group: member-1 and m2 in default, m3 in p2; volumes with data, and a snapshot of v1."""
+        """The group: member-1 and m2 in default, m3 in p2; volumes with data, a snapshot of v1, and c1,
+        a clone of that snapshot."""
         self.dir.mkdir()
         rng = random.Random(f"move-crash-setup/{self.seed}")
         op_id = 0
@@ -331,6 +333,9 @@ class MoveCrashHarness:
             for _ in range(6):  # copy-on-write overlays holding some chunks, edge chunks filled from below
                 write(v1, sector(0, 3 * PAGE_SIZE), SECTOR_SIZE * rng.randint(1, 40))
             write(("v1", snapshot), 3 * PAGE_SIZE + 1000 * SECTOR_SIZE, 50 * SECTOR_SIZE)  # a snapshot-only page
+            # A clone of the snapshot shares its pages: v1's move splits those (PageSplit), c1 keeps them.
+            g.clone_volume("v1", "c1", snapshot)
+            self.model.objects[("c1", "")] = bytearray(self.model.objects[("v1", snapshot)])
             holding = g.members_holding(g.volume("v1"))
             assert holding == ["member-1", mw.VACATED], f"v1's pages should be on both default members: {holding}"
         return snapshot

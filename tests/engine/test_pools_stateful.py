@@ -2,8 +2,8 @@
 plain bytes.
 
 The model is, per volume and per snapshot, a dict of 4 KiB chunk -> bytes (missing chunks read zeros),
-and the set of pools and of the members in each. Rules add members and pools, create volumes and
-snapshots, write, start every kind of data move (a member vacated and deleted, a member moved to
+and the set of pools and of the members in each. Rules add members and pools, create volumes,
+snapshots and clones (of volumes and of snapshots: they share pages until written or moved), write, start every kind of data move (a member vacated and deleted, a member moved to
 another pool, a volume moved to another pool), merge pools, cancel, run background slices of any
 size, power members off and on, and close and reopen the group in the middle of it all.
 
@@ -93,7 +93,9 @@ class PoolsMachine(RuleBasedStateMachine):
 
     @initialize(seed=st.integers(1, 255))
     def two_volumes_with_data(self, seed: int) -> None:
-        """Moves are only interesting with data: every program starts with two written volumes."""
+        """Moves are only interesting with data, and a volume's move with a pool that can take it: every
+        program starts with two written volumes and a second pool of one member."""
+        self.create_pool(True)
         for n in range(2):
             self.create_volume(0)
             for page in range(VOLUME_PAGES):
@@ -107,11 +109,13 @@ class PoolsMachine(RuleBasedStateMachine):
         self.members.append(name)
 
     @precondition(lambda self: len(self.pools) < 3)
-    @rule()
-    def create_pool(self) -> None:
+    @rule(with_member=st.booleans())
+    def create_pool(self, with_member: bool) -> None:
         name = self._name("p")
         self.group.create_pool(name)
         self.pools.append(name)
+        if with_member and len(self.members) < 6:
+            self.add_member(len(self.pools) - 1)
 
     @precondition(lambda self: sum(1 for _, s in self.data if not s) < 4)
     @rule(pool=st.integers(0, 3))
@@ -156,6 +160,18 @@ class PoolsMachine(RuleBasedStateMachine):
             return
         self.data[(name, snap.name)] = dict(self.data[(name, "")])
 
+    @precondition(lambda self: self.data and sum(1 for _, s in self.data if not s) < 5)
+    @rule(pick=st.integers(0, 99))
+    def clone(self, pick: int) -> None:
+        """Of a volume or a snapshot: the clone shares its pages until either writes, or either moves pool."""
+        volume, snapshot = sorted(self.data)[pick % len(self.data)]
+        name = self._name("c")
+        try:
+            self.group.clone_volume(volume, name, snapshot or None)
+        except REFUSED:
+            return
+        self.data[(name, "")] = dict(self.data[(volume, snapshot)])
+
     @rule(pick=st.integers(0, 99))
     def delete_member(self, pick: int) -> None:
         self._try(lambda: self.group.delete_member(self.members[pick % len(self.members)]))
@@ -169,7 +185,10 @@ class PoolsMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 99), pool=st.integers(0, 3))
     def move_volume(self, pick: int, pool: int) -> None:
         volumes = sorted(v for v, s in self.data if not s)
-        name, target = volumes[pick % len(volumes)], self.pools[pool % len(self.pools)]
+        name = volumes[pick % len(volumes)]
+        here = self.group.pools[self.group.volume(name).pool_id]
+        others = [p for p in self.pools if p != here] or [here]  # mostly another pool: its own is refused
+        target = others[pool % len(others)]
         self._try(lambda: self.group.move_volume(name, target))
 
     @precondition(lambda self: len(self.pools) > 1)
