@@ -148,7 +148,7 @@ async def _serve_owned(
         await front.sync()
         wake.set()
 
-    control = ControlServer(group, owner, portal, after_change)
+    control = ControlServer(group, owner, front.live, after_change)
     try:
         await front.start()
     except OSError as error:
@@ -202,6 +202,11 @@ class _Embedded:
         self.portal, self.owner = portal, owner
         host, port = portal.host, portal.port
         self.server = TargetServer(portal, owner, host, port, nop_interval, network)
+
+    @property
+    def live(self) -> GroupPortal:
+        """What the CLI asks a running target: the portal knows the sessions."""
+        return self.portal
 
     async def start(self) -> None:
         await self.server.start()

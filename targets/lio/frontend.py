@@ -17,18 +17,24 @@ over the same ``LogicalUnit`` the embedded target would use. Rules of this modul
 4. A clean stop removes our exports (``LioGateway.close``) and closes the devices; a ``kill -9``
    leaves them, and the next start keeps the targets and reopens the devices, so initiators'
    I/O in flight completes after the restart (lio.md rule 3).
+5. Beside it, ``org.kernel.TCMUService1`` answers on the system bus (``targets.tcmu.dbus_service``)
+   so ``targetcli ls`` lists our ``user:arraysim`` storage objects; serving never waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
+
+from array_sim.records import Snapshot, Volume
 
 from ..engine_owner import EngineOwner
 from ..portal import GroupPortal
 from ..scsi import LogicalUnit
 from ..tcmu import Ring, RingError, TcmuHandler
+from ..tcmu.dbus_service import serve_bus
 from ..tcmu.netlink import TcmuNetlink
 from ..tcmu.uio import UioDevice, find_devices
 from .gateway import LioGateway
@@ -62,6 +68,7 @@ class LioFrontend:
         self.devices: dict[str, _Open] = {}
         self._units: dict[str, LogicalUnit] = {}
         self._syncing = asyncio.Lock()
+        self._bus: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Reach LIO, or say in one line why not (``LioUnavailable``)."""
@@ -75,6 +82,7 @@ class LioFrontend:
             raise LioUnavailable(f"serve --frontend lio needs the kernel's LIO (target_core_user, iscsi_target_mod,"
                                  f" configfs mounted, root): {error}") from None  # fmt: skip
         loop.add_reader(self.netlink.fileno(), self.netlink.drain)
+        self._bus = asyncio.create_task(serve_bus(HANDLER))  # rule 5
 
     async def sync(self) -> None:
         """Rule 1."""
@@ -86,6 +94,23 @@ class LioFrontend:
             await self.owner.run(self.gateway.reconcile, exports)
             self._units = units
             self._follow()
+
+    # ------------------------------------------------------------ the CLI's view (``Live``)
+
+    @property
+    def live(self) -> LioFrontend:
+        """What the CLI asks a running target (on the owner): here, the kernel's sessions."""
+        return self
+
+    def connections(self, volume: Volume, snapshot: Snapshot | None = None) -> list[tuple[str, str]]:
+        """(initiator address, initiator name) of each connection LIO has to the volume or snapshot."""
+        return self.gateway.connections((snapshot or volume).iqn) if self.gateway is not None else []
+
+    def port_sessions(self, address: str) -> int:
+        return 0  # LIO listens on the group IP only: no session is on a member port
+
+    def port_address(self, address: str) -> str:
+        return self.portal.port_address(address)
 
     def _plan(self, inventory) -> tuple[dict[str, Export], dict[str, LogicalUnit]]:  # noqa: ANN001 - Inventory
         """The exports and, by handler config, their logical units (on the owner: it reads the group)."""
@@ -178,6 +203,10 @@ class LioFrontend:
     async def stop(self) -> None:
         """Rule 4: a clean stop."""
         async with self._syncing:
+            if self._bus is not None:
+                self._bus.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._bus
             if self.gateway is not None:
                 await self.owner.run(self.gateway.close)
             for config in list(self.devices):

@@ -135,6 +135,28 @@ class LioGateway:
         for warning in export.warnings:
             log.warning("LIO target %s: %s", export.iqn, warning)
 
+    # ------------------------------------------------------------ sessions
+
+    def connections(self, iqn: str) -> list[tuple[str, str]]:
+        """(initiator address, initiator name) of each connection logged in to our target ``iqn``, from
+        the kernel's session reports: a node ACL's ``info``, and for initiators let in without one
+        (``generate_node_acls``) the TPG's ``dynamic_sessions``, which names them but not their address."""
+        found: list[tuple[str, str]] = []
+        for target in self.iscsi.targets:
+            if target.wwn != iqn:
+                continue
+            for tpg in target.tpgs:
+                for node in tpg.node_acls:
+                    session = node.session
+                    if session and session.get("state") == "LOGGED_IN":
+                        found += [(c.get("address", ""), node.node_wwn) for c in session["connections"]]
+                try:
+                    with open(f"{tpg.path}/dynamic_sessions") as listing:
+                        found += [("", name) for name in listing.read().split()]
+                except OSError:
+                    pass
+        return found
+
     def close(self) -> None:
         """Remove every export of ours: a clean stop (after a ``kill -9`` they stay, and the next
         start reopens them, rule 3)."""

@@ -93,6 +93,16 @@ def test_a_volume_is_a_lio_target_with_the_arrays_identity(guest: Guest, volume:
     assert stranger.returncode != 0 and "Authorization failure" in stranger.stderr, stranger.stderr
 
 
+def test_targetcli_ls_lists_our_user_backstore_and_the_target(guest: Guest, volume: str) -> None:
+    """targetcli builds /backstores/user:arraysim only from org.kernel.TCMUService1 on the system bus."""
+    listing = ok(guest, "targetcli ls / 3")
+    backstore = re.search(r"user:arraysim .*\n((?:.*\n)*?).*o- (?:iscsi|loopback)", listing)
+    assert backstore and "asim-" in backstore.group(1), listing  # our storage object under it
+    assert volume in listing, listing
+    refused = guest.run("targetcli /backstores/user:arraysim create name=x size=1M cfgstring=y", 60)[1]
+    assert "Group Manager CLI" in refused, refused
+
+
 def test_data_written_through_lio_reads_back(guest: Guest, volume: str) -> None:
     io = host(guest, "qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 4M", "-c", "read -P 0x5a 0 4M",
               "-c", "write -P 0x33 100M 1M", "-c", "read -P 0x33 100M 1M", url(guest, volume))  # fmt: skip
@@ -195,6 +205,8 @@ def test_open_iscsi_makes_a_filesystem_and_a_snapshot_shows_the_old_files(guest:
     cli(guest, "volume", "select", "fs1", "access", "create", "initiator", GUEST_INITIATOR)
     disk = login(guest, iqn)
     assert ok(guest, f"cat /sys/block/{disk[5:]}/device/vendor").strip() == "EQLOGIC"
+    connections = cli(guest, "volume", "select", "fs1", "show", "connections")  # the kernel's session, via rtslib
+    assert GUEST_INITIATOR in connections and "10.0.2.15" in connections, connections
     ok(guest, f"mkfs.ext4 -q {disk} && mkdir -p /mnt/fs1 && mount {disk} /mnt/fs1"
               " && head -c 20M /dev/urandom >/mnt/fs1/before && (cd /mnt/fs1 && sha256sum before >/var/tmp/before.sum)"
               " && sync && umount /mnt/fs1")  # fmt: skip
