@@ -127,8 +127,19 @@ class VolumeAdmin:
         """Create a volume of ``size`` bytes (rounded up to whole 15 MiB pages)."""
         return self._new_volume(name, size, self.pool_id(pool), thin, description, online, read_only, None, settings)
 
-    def clone_volume(self, source: str, name: str, snapshot: str | None = None, description: str = "") -> Volume:
-        """Clone a volume, or one of its snapshots, into a new volume of the same size."""
+    def clone_volume(
+        self,
+        source: str,
+        name: str,
+        snapshot: str | None = None,
+        description: str = "",
+        online: bool = True,
+        read_only: bool = False,
+        thin: bool | None = None,
+        **settings: Any,
+    ) -> Volume:
+        """Clone a volume, or one of its snapshots, into a new volume of the same size: thin if the source
+        is (research/ps-cli.md 2.4) or if ``thin``; ``settings`` as ``create_volume`` takes them."""
         volume = self.volume(source)
         origin: Volume | Snapshot = volume
         if snapshot is not None:
@@ -138,8 +149,9 @@ class VolumeAdmin:
         if self.move_of_volume(volume.id) is not None:
             raise InvalidRequest(f"Volume {source} is moving to another pool; clone it once the move is complete.")
         return self._new_volume(
-            name, origin.size_bytes, volume.pool_id, volume.thin, description, True, False, origin, {}
-        )
+            name, origin.size_bytes, volume.pool_id, volume.thin or bool(thin), description, online, read_only, origin,
+            settings,
+        )  # fmt: skip
 
     def _new_volume(
         self,

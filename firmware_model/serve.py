@@ -212,8 +212,11 @@ class _Embedded:
         await self.server.start()
 
     async def sync(self) -> None:
-        """After a CLI command or an event: targets, member ports, and sessions that must move."""
-        self.portal.apply(await self.owner.run(self.portal.inventory))
+        """After a CLI command or an event: targets, the group IP, member ports, and sessions that must move."""
+        inventory = await self.owner.run(self.portal.inventory)
+        self.portal.apply(inventory)
+        if inventory.group_ip is not None:
+            await self.server.move_group_ip(inventory.group_ip)
         await self.server.sync_listeners(self.portal.member_hosts())
         self.server.rehome()
 

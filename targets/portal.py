@@ -101,6 +101,8 @@ class Inventory:
     homes: dict[str, frozenset[int]] = field(default_factory=dict)
     #: Every member port's address, listened on or not (a port of a member that left is not here).
     addresses: frozenset[str] = frozenset()
+    #: Where initiators reach the group IP now (``grpparams group-ipaddress``); None: unchanged.
+    group_ip: str | None = None
 
 
 class GroupPortal:
@@ -160,6 +162,7 @@ class GroupPortal:
             [replace(port, address=self.public(port.address)) for port in self.group.ports_listened()], holders,
             {iqn: self._homes(v, holders[iqn]) for iqn, (v, _, _) in wanted.items()},
             frozenset(self.public(port.address) for port in self.group.member_ports()),
+            self.public(self.group.group_ip),
         )  # fmt: skip
 
     def _holders(self, volume: Volume, snapshot: Snapshot | None) -> dict[int, int]:
@@ -175,6 +178,11 @@ class GroupPortal:
         spread = set(self.group.spreads.of(volume.id).members)
         choices = (held & spread - leaving, held - leaving, held, spread - leaving, spread)
         return frozenset(next((c for c in choices if c), set()))
+
+    def move_group_ip(self, host: str) -> None:
+        """The group IP is ``host`` from now on: SendTargets and redirects name it (on the loop)."""
+        self.host = host
+        self.address = f"{host}:{self.port}"
 
     def member_hosts(self) -> set[str]:
         """The member port addresses to listen on."""

@@ -150,6 +150,29 @@ class TargetServer:
         self._server = await loop.create_server(lambda: _Protocol(self), sock=sock)
         self._pinger = asyncio.create_task(self._ping_idle())
 
+    async def move_group_ip(self, host: str) -> None:
+        """Listen for logins on ``host`` instead of the group IP listened on until now (``grpparams
+        group-ipaddress`` on the running server). Sessions on the old address go on until they log
+        out; new logins there are refused by the system (nothing listens). Refused, with one log
+        line and the old address kept, when ``host`` cannot be listened on."""
+        if host == self.host:
+            return
+        async with self._syncing:
+            try:
+                sock = await asyncio.to_thread(self.network.listen, host, self.port)
+            except OSError as error:
+                log.warning("cannot listen on the new group IP %s:%d (%s): logins stay at %s:%d",
+                            host, self.port, error.strerror or error, self.host, self.port)  # fmt: skip
+                return
+            old, self._server = self._server, await asyncio.get_running_loop().create_server(
+                lambda: _Protocol(self), sock=sock
+            )
+            if old is not None:
+                old.close()  # the listening socket only: its sessions keep their connections
+            log.info("the group IP moved from %s:%d to %s:%d", self.host, self.port, host, self.port)
+            self.host = host
+            self.portal.move_group_ip(host)
+
     async def sync_listeners(self, hosts: set[str]) -> None:
         """Listen on exactly ``hosts`` (member ports) besides the group IP, on the same TCP port; one
         call at a time (two refreshes at once must not both start listening on a new port)."""

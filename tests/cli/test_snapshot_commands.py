@@ -145,7 +145,7 @@ def test_restore_needs_offline_and_leaves_an_automatic_snapshot(timed: Any) -> N
     timed.quiet("volume select v1 snapshot select before online")
     assert "offline" in timed.error(restore)
     timed.quiet("volume select v1 snapshot select before offline")
-    timed.quiet(restore)
+    assert timed.run(restore) == ["Snapshot v1-2024-01-02-03:04:05.2 of the data before the restore was created."]
     assert timed.values("volume select v1 show")["Size"] == "1GB"
     snaps = timed.rows("volume select v1 snapshot show")
     assert [row[0] for row in snaps] == ["before", "v1-2024-01-02-03:04:05.2"]

@@ -248,6 +248,28 @@ def test_volume_clone(cli: Any) -> None:
     assert sorted(list_rows(cli)) == ["copy1", "copy2", "src"]
 
 
+def test_clone_takes_the_options_real_clients_send(cli: Any) -> None:
+    """Cinder, OpenNebula and eqlscript clone with ``unrestricted``, ``online``, ``description``; the
+    rest are the volume settings ``volume create`` takes."""
+    cli.ok("volume create src 1G")
+    cli.ok('volume select src clone c1 unrestricted online description "from src"')
+    c1 = cli.values("volume select c1 show")
+    assert (c1["Status"], c1["Description"], c1["Thin-Provision"]) == ("online", "from src", "disabled")
+    assert [row[2] for row in cli.rows("volume select c1 access show")] == ["*.*.*.*"]
+    cli.ok("volume select src clone c2 offline read-only thin-provision snap-reserve 50%")
+    c2 = cli.values("volume select c2 show")
+    assert (c2["Status"], c2["Permission"], c2["Thin-Provision"]) == ("offline", "read-only", "enabled")
+    assert c2["Snap-Reserve"] == "50%"
+    cli.ok("volume select src snapshot create-now")
+    snap = cli.rows("volume select src snapshot show")[0][0]
+    cli.ok(f"volume select src snapshot select {snap} clone c3 unrestricted")
+    assert cli.rows("volume select c3 access show")[0][2] == "*.*.*.*"
+    before = list_rows(cli)
+    assert "sideways" in cli.error("volume select src clone c4 sideways")
+    assert "Not enough free space" in cli.error("volume select src clone c5 snap-reserve 9000%")
+    assert list_rows(cli) == before  # refused whole
+
+
 def test_volume_rename_keeps_the_target_name(cli: Any) -> None:
     cli.ok("volume create old 1G")
     iqn = cli.values("volume select old show")["iSCSI Name"]
@@ -261,11 +283,12 @@ def test_volume_rename_keeps_the_target_name(cli: Any) -> None:
 
 def test_volume_size_grow_and_shrink(cli: Any) -> None:
     cli.ok("volume create v 1G")
-    cli.quiet("volume select v size 2G")
+    (said,) = cli.ok("volume select v size 2G")
     values = cli.values("volume select v show")
     assert (values["Size"], values["Snapshots"]) == ("2GB", "1")  # a snapshot first, unless no-snap
     snaps = cli.rows("volume select v snapshot show")
     assert len(snaps) == 1 and snaps[0][0].startswith("v-")
+    assert said == f"Snapshot {snaps[0][0]} was created before the size change."
     cli.quiet("volume select v size 3G no-snap")
     values = cli.values("volume select v show")
     assert (values["Size"], values["Snapshots"]) == ("3GB", "1")
@@ -315,5 +338,5 @@ def test_volumes_with_long_names_can_have_snapshots(cli: Any) -> None:
     out = cli.ok(f"volume select {name} snapshot create-now")
     snap = out[1].removeprefix("Snapshot name is ")
     assert snap in [row[0] for row in cli.rows(f"volume select {name} snapshot show")]
-    cli.quiet(f"volume select {name} size 200MB")
+    cli.ok(f"volume select {name} size 200MB")
     assert cli.values(f"volume select {name} show")["Snapshots"] == "2"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from targets.iscsi.pdu import AsyncMessage, DataIn, LoginResponse
+from targets.iscsi.pdu import AsyncMessage, DataIn, LoginResponse, ScsiResponse
 
 from .initiator import Initiator, SocketLink
 
@@ -190,3 +190,32 @@ def test_a_session_asked_to_move_that_stays_is_dropped_after_the_deadline(server
         goodbye += ini.exchange()
     assert ini.link.closed and any(isinstance(p, AsyncMessage) and p.async_event == 2 for p in goodbye)
     assert "did not log out when asked to" in server.log.read_text()
+
+
+def test_grpparams_group_ipaddress_moves_the_running_servers_group_ip(server):
+    server.cli("volume", "create", "v1", "100MB")
+    server.cli("volume", "select", "v1", "access", "create", "ipaddress", "*.*.*.*")
+    iqn = server.iqn("v1")
+    ini = server.initiator()
+    assert ini.login(iqn)[-1].status_class == 0
+    server.cli("grpparams", "group-ipaddress", "127.0.0.77")
+    assert "Group-Ipaddress: 127.0.0.77" in server.cli("grpparams", "show")
+    moved = subprocess.run(["iscsi-ls", "-s", f"iscsi://127.0.0.77:{server.port}"], capture_output=True, text=True,
+                           timeout=30)  # fmt: skip
+    assert f"Target:{iqn} Portal:127.0.0.77:{server.port}" in moved.stdout, moved.stdout + moved.stderr
+    with pytest.raises(ConnectionRefusedError):  # nothing listens on the old group IP
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+    tur = ini.command(bytes(6))  # TEST UNIT READY: a session already logged in goes on
+    assert any(isinstance(p, ScsiResponse) and p.status == 0 for p in tur), tur
+    # An address that cannot be listened on (taken): the old one stays, and the log says why.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.88", server.port))
+        taken.listen()
+        server.cli("grpparams", "group-ipaddress", "127.0.0.88")
+        assert "cannot listen on the new group IP 127.0.0.88" in server.log.read_text()
+        assert discovered_at(server, "127.0.0.77") == [iqn]
+
+
+def discovered_at(server: Server, host: str) -> list[str]:
+    out = subprocess.run(["iscsi-ls", f"iscsi://{host}:{server.port}"], capture_output=True, text=True, timeout=30)
+    return [line.split()[0].removeprefix("Target:") for line in out.stdout.splitlines() if line.startswith("Target:")]

@@ -6,7 +6,20 @@ from array_sim.units import parse_percent, parse_size
 
 from ..words import CliError, Words
 
-__all__ = ["size_argument", "percent_argument", "whole_number_argument", "enable_argument", "on_off_argument"]
+__all__ = [
+    "PERCENT_SETTINGS", "size_argument", "percent_argument", "whole_number_argument", "enable_argument",
+    "on_off_argument",
+]  # fmt: skip
+
+#: The volume settings given as percentages (``volume create``, ``clone``, ``volume select V ...``):
+#: keyword -> ``Volume`` field.
+PERCENT_SETTINGS = {
+    "snap-reserve": "snap_reserve",
+    "snap-warn": "snap_warn",
+    "thin-min-reserve": "thin_min_reserve",
+    "thin-warn-threshold": "thin_warn",
+    "thin-max-grow": "thin_max",
+}
 
 
 def size_argument(words: Words) -> int:

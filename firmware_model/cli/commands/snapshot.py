@@ -125,5 +125,5 @@ def _select(session: Session, words: Words, vol: Volume) -> list[str]:
 
 
 def _restore(session: Session, vol: Volume, name: str) -> list[str]:
-    session.group.restore_volume(vol.name, name)
-    return []
+    saved = session.group.restore_volume(vol.name, name)
+    return [f"Snapshot {saved.name} of the data before the restore was created."]  # wording inferred
