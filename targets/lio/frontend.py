@@ -6,7 +6,8 @@ export's TCMU device is opened (``targets.tcmu.uio``) and its ring served by a `
 over the same ``LogicalUnit`` the embedded target would use. Rules of this module:
 
 1. ``sync`` runs after every CLI command and group event, as the embedded target's refresh does,
-   one at a time: inventory on the engine owner, then the gateway (rtslib writes configfs; it runs
+   one at a time: inventory on the engine owner (with the group IP: a new one becomes every
+   target's only portal), then the gateway (rtslib writes configfs; it runs
    on the owner too, so no second thread touches LIO or the group), then the devices follow: a
    new export's device is opened, a gone one closed.
 2. A device's ring is read on the event loop when its fd wakes; its commands run as one batch on
@@ -91,6 +92,10 @@ class LioFrontend:
             self.portal.apply(inventory)
             exports, units = await self.owner.run(self._plan, inventory)
             assert self.gateway is not None
+            if inventory.group_ip is not None and inventory.group_ip != self.gateway.portal_ip:
+                log.info("the group IP moved from %s to %s: every target's portal follows",
+                         self.gateway.portal_ip, inventory.group_ip)  # fmt: skip
+                self.gateway.portal_ip = self.host = inventory.group_ip
             await self.owner.run(self.gateway.reconcile, exports)
             self._units = units
             self._follow()

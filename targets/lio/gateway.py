@@ -106,6 +106,9 @@ class LioGateway:
         rts = self.rtslib
         target = rts.Target(self.iscsi, export.iqn)
         tpg = rts.TPG(target, 1)
+        for portal in list(tpg.network_portals):  # the group IP moved (grpparams group-ipaddress)
+            if (portal.ip_address, portal.port) != (self.portal_ip, self.port):
+                portal.delete()
         if not any(p.ip_address == self.portal_ip and p.port == self.port for p in tpg.network_portals):
             rts.NetworkPortal(tpg, self.portal_ip, self.port)
         lun = next((lun for lun in tpg.luns if lun.lun == 0), None) or rts.LUN(tpg, 0, so)

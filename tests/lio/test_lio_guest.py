@@ -224,6 +224,21 @@ def test_open_iscsi_makes_a_filesystem_and_a_snapshot_shows_the_old_files(guest:
     logout(guest, iqn)
 
 
+def test_a_new_group_ip_becomes_every_targets_portal(guest: Guest, volume: str) -> None:
+    cli(guest, "grpparams", "group-ipaddress", "127.0.0.1")
+    try:
+        portals = ok(guest, f"ls /sys/kernel/config/target/iscsi/{volume}/tpgt_1/np")
+        assert portals.split() == ["127.0.0.1:3260"], portals
+        found = ok(guest, f"{START_ISCSID}; iscsiadm -m discovery -t sendtargets -p 127.0.0.1:3260")
+        assert f"127.0.0.1:3260,1 {volume}" in found, found
+        gone = host(guest, "iscsi-inq", "-i", HOST_INITIATOR, url(guest, volume))  # QEMU forwards to 10.0.2.15
+        assert gone.returncode != 0, gone.stdout
+    finally:
+        cli(guest, "grpparams", "group-ipaddress", "10.0.2.15")
+    back = host(guest, "iscsi-inq", "-i", HOST_INITIATOR, url(guest, volume))
+    assert back.returncode == 0 and "EQLOGIC" in back.stdout, back.stdout + back.stderr
+
+
 def test_kill_9_of_serve_during_io_then_a_restart_completes_the_io(guest: Guest, volume: str) -> None:
     commands = [f"write -P 0x{n + 16:02x} {n * 2}M 2M" for n in range(40)]
     commands += [f"read -P 0x{n + 16:02x} {n * 2}M 2M" for n in range(40)]
