@@ -23,8 +23,9 @@ from typing import Protocol, TextIO
 
 from array_sim import EngineError, Group, Snapshot, Volume
 
-from .commands import TOP_LEVEL
-from .words import CliError, Words, tokenize
+from .commands import TREE
+from .grammar import help_lines, parse
+from .words import CliError, Words, help_asked, tokenize
 
 __all__ = ["Session", "Confirm", "Live", "run_command_line", "run_interactive"]
 
@@ -110,6 +111,8 @@ class Session:
             tokens = tokenize(line)
         except CliError as error:
             return [f"% Error - {error}"]
+        if help_asked(line):
+            return self._help(tokens)
         return self.execute_words(tokens)
 
     def execute_words(self, tokens: list[str]) -> list[str]:
@@ -119,8 +122,30 @@ class Session:
         if tokens[0].lower() == "exit" and len(tokens) == 1 and self.modes:
             self.modes.pop()
             return []
+        if "?" in tokens:
+            return self._help(tokens)
         prefix = self.modes[-1][0] if self.modes else []
-        return self._run(lambda: TOP_LEVEL(self, Words(prefix + tokens)))
+        return self._run(lambda: self._command(prefix + tokens))
+
+    def _command(self, tokens: list[str]) -> list[str]:
+        """Read the command from the tree and run it, or enter its sub-mode (``volume select V``)."""
+        parsed = parse(TREE, tokens)
+        node = parsed.node
+        if node.raw is not None:
+            return node.raw(self, Words(parsed.args["words"]))
+        if node.run is not None:
+            return node.run(self, parsed.args)
+        assert node.mode is not None
+        self.enter_mode(tokens[: parsed.words], node.mode(self, parsed.args))
+        return []
+
+    def _help(self, tokens: list[str]) -> list[str]:
+        """``?`` on a line (``grammar`` rule 4): what may come there; nothing runs."""
+        prefix = self.modes[-1][0] if self.modes else []
+        try:
+            return help_lines(TREE, prefix + tokens)
+        except CliError as error:
+            return [f"% Error - {error}"]
 
     def _run(self, command: Callable[[], list[str]]) -> list[str]:
         try:

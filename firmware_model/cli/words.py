@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from array_sim.naming import shown
 
-__all__ = ["CliError", "Words", "tokenize"]
+__all__ = ["CliError", "Words", "help_asked", "tokenize"]
 
 
 class CliError(Exception):
@@ -84,6 +84,18 @@ class Words:
         """Refuse anything left over."""
         if not self.at_end():
             raise CliError(f"Unexpected argument '{shown(self.tokens[self.position])}'.")
+
+
+def help_asked(line: str) -> bool:
+    """True if the line asks for help: a ``?`` outside quotes that ends a word (``volume ?``, ``vol?``),
+    as on the array; ``description "why?"`` does not."""
+    quoted = False
+    for i, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == "?" and not quoted and (i + 1 == len(line) or line[i + 1] in " \t\r\n"):
+            return True
+    return False
 
 
 def match_keyword(token: str, choices: Sequence[str]) -> str | None:

@@ -22,7 +22,7 @@ from array_sim.units import PAGE_SIZE, format_size
 from ..formatting import key_values, table, title
 from ..words import CliError, Words
 from . import volume as volume_commands
-from .chapuser import chapuser
+from .chapuser import users_table
 from .member import member
 from .options import enable_argument, on_off_argument, percent_argument, whole_number_argument
 
@@ -235,7 +235,7 @@ def show(session: Session, words: Words) -> list[str]:
         return _pool_table(session)
     if noun == "member":
         return member(session, Words(["show"]))
-    return chapuser(session, Words(["show"]))
+    return users_table(session)
 
 
 def _events(session: Session, words: Words) -> list[str]:
