@@ -13,23 +13,25 @@ Cinder hands to initiators). Sizes use only MB, GB and TB.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from array_sim.access_admin import CLI_SETTINGS
 from array_sim.records import SNAP_DEPLETION_POLICIES
 from array_sim.units import PAGE_SIZE, format_size
 
 from ..formatting import key_values, table, title
+from ..grammar import Arg, Node, Option, choice
 from ..words import CliError, Words
 from . import volume as volume_commands
 from .chapuser import users_table
-from .member import member
-from .options import enable_argument, on_off_argument, percent_argument, whole_number_argument
+from .member import members_table
+from .options import percent_value, whole_number_value
 
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["pool", "grpparams", "cli_settings", "stty", "show", "whoami", "logout"]
+__all__ = ["POOL", "GRPPARAMS", "CLI_SETTINGS_NODE", "STTY", "SHOW", "WHOAMI", "LOGOUT", "EXIT"]
 
 _IPV4 = re.compile(r"^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$")
 
@@ -50,28 +52,25 @@ def _pool_figures(session: Session, pool_id: int) -> dict[str, int]:
     }
 
 
-def pool(session: Session, words: Words) -> list[str]:
-    group = session.group
-    action = words.keyword(["create", "delete", "merge", "select", "show"])
-    if action == "show":
-        words.end()
-        return _pool_table(session)
-    name = words.take("pool name")
-    if action == "create":
-        words.end()
-        group.create_pool(name)
-        return []
-    if action == "merge":
-        destination = words.take("destination pool name")
-        words.end()
-        group.merge_pools(name, destination)
-        return []
+def _create_pool(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.create_pool(args["pool"])
+    return []
+
+
+def _merge_pools(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.merge_pools(args["pool"], args["destination"])
+    return []
+
+
+def _ask_delete_pool(session: Session, args: dict[str, Any]) -> list[str]:
+    name = args["pool"]
+    session.group.pool_id(name)
+    return session.confirm(f"Do you really want to delete the pool {name}?", lambda: _delete_pool(session, name))
+
+
+def _pool_details(session: Session, args: dict[str, Any]) -> list[str]:
+    group, name = session.group, args["pool"]
     pool_id = group.pool_id(name)
-    if action == "delete":
-        words.end()
-        return session.confirm(f"Do you really want to delete the pool {name}?", lambda: _delete_pool(session, name))
-    words.keyword(["show"])
-    words.end()
     figures = _pool_figures(session, pool_id)
     pairs = [
         ("Name", name),
@@ -138,114 +137,103 @@ _DEFAULTS = {
 }
 
 
-def grpparams(session: Session, words: Words) -> list[str]:
+def _grpparams_show(session: Session, args: dict[str, Any]) -> list[str]:
     group = session.group
-    action = words.keyword(
-        [
-            "show", "group-ipaddress", "description", "info-messages", "name",
-            "target-auth-username", "target-auth-password", *_DEFAULTS,
-        ]
-    )  # fmt: skip
-    if action == "show":
-        words.end()
-        defaults = group.volume_defaults()
-        pairs = [
-            ("Group-Name", group.name),
-            ("Group-Ipaddress", group.group_ip),
-            ("Description", group.catalog.param("description", "") or ""),
-            ("Info-Messages", group.catalog.param("info_messages", "enabled") or "enabled"),
-            ("Target-Auth-UserName", group.catalog.param("target_auth_username", "") or ""),
-            ("Target-Auth-Password", group.catalog.param("target_auth_password", "") or ""),
-        ]
-        for key, label in _DEFAULTS.values():
-            value = defaults[key]
-            pairs.append((label, value if isinstance(value, str) else f"{value}%"))
-        return [title("Group Information"), *key_values(pairs, session.setting("formatoutput"))]
-    if action in _DEFAULTS:
-        key = _DEFAULTS[action][0]
-        if key == "snap_depletion":
-            value: str | int = words.keyword(SNAP_DEPLETION_POLICIES, "policy")
-        else:
-            value = percent_argument(words, action)
-        words.end()
-        group.set_volume_default(key, value)
-        return []
-    if action == "info-messages":
-        value = "enabled" if enable_argument(words) else "disabled"
-        words.end()
-        group.set_group_param("info_messages", value)
-        return []
-    value = words.take(action)
-    words.end()
-    if action == "group-ipaddress" and not _IPV4.match(value):
-        raise CliError(f"Invalid IP address '{value}'.")
-    if action == "name" and not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{0,53}$", value):
-        raise CliError(f"Invalid group name '{value}'.")
-    if action == "target-auth-password" and not 12 <= len(value) <= 255:
+    defaults = group.volume_defaults()
+    pairs = [
+        ("Group-Name", group.name),
+        ("Group-Ipaddress", group.group_ip),
+        ("Description", group.catalog.param("description", "") or ""),
+        ("Info-Messages", group.catalog.param("info_messages", "enabled") or "enabled"),
+        ("Target-Auth-UserName", group.catalog.param("target_auth_username", "") or ""),
+        ("Target-Auth-Password", group.catalog.param("target_auth_password", "") or ""),
+    ]
+    for key, label in _DEFAULTS.values():
+        value = defaults[key]
+        pairs.append((label, value if isinstance(value, str) else f"{value}%"))
+    return [title("Group Information"), *key_values(pairs, session.setting("formatoutput"))]
+
+
+def _set_default(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.set_volume_default(args["key"], args["value"])
+    return []
+
+
+def _set_param(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.set_group_param(args["key"], args["value"])
+    return []
+
+
+def _checked(pattern: str, what: str) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        if not re.match(pattern, value):
+            raise CliError(f"Invalid {what} '{value}'.")
+        return value
+
+    return convert
+
+
+def _target_password(value: str) -> str:
+    if not 12 <= len(value) <= 255:
         raise CliError("The target authentication password must be 12 to 255 characters long.")
-    group.set_group_param(action.replace("-", "_").replace("ipaddress", "ip"), value)
+    return value
+
+
+def _percent(what: str) -> Callable[[str], int]:
+    return lambda text: percent_value(text, what)
+
+
+def _enabled(text: str) -> str:
+    return "enabled" if choice(["enable", "disable"], "value")(text) == "enable" else "disabled"
+
+
+def _cli_settings_show(session: Session, args: dict[str, Any]) -> list[str]:
+    return [f"{k}: {v}" for k, v in session.group.cli_settings(session.account).items()]
+
+
+def _cli_setting(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.set_cli_setting(session.account, args["key"], args["value"])
     return []
 
 
-def cli_settings(session: Session, words: Words) -> list[str]:
-    key = words.keyword(["show", *CLI_SETTINGS], "setting")
-    if key == "show":
-        words.end()
-        return [f"{k}: {v}" for k, v in session.group.cli_settings(session.account).items()]
-    value = on_off_argument(words)
-    words.end()
-    session.group.set_cli_setting(session.account, key, value)
-    return []
+def _stty_show(session: Session, args: dict[str, Any]) -> list[str]:
+    return [f"columns: {session.columns}", f"hardwrap: {'on' if session.hardwrap else 'off'}"]
 
 
-def stty(session: Session, words: Words) -> list[str]:
+def _stty(session: Session, args: dict[str, Any]) -> list[str]:
     """Terminal settings for this session only: ``stty columns N``, ``stty hardwrap on|off``."""
-    key = words.keyword(["columns", "hardwrap", "show"])
-    if key == "show":
-        words.end()
-        return [f"columns: {session.columns}", f"hardwrap: {'on' if session.hardwrap else 'off'}"]
-    if key == "hardwrap":
-        session.hardwrap = on_off_argument(words) == "on"
+    if "columns" in args:
+        session.columns = args["columns"]
     else:
-        session.columns = whole_number_argument(words, f"number of {key}", 1, 1024)
-    words.end()
+        session.hardwrap = args["hardwrap"] == "on"
     return []
 
 
-def show(session: Session, words: Words) -> list[str]:
-    """``show`` alone summarises the group; ``show volume|pool|member|chapuser`` lists them."""
-    if words.at_end():
-        group = session.group
-        return [
-            title("Group Information"),
-            f"Name: {group.name}",
-            f"Group-Ipaddress: {group.group_ip}",
-            f"Members: {len(group.member_admin.reports())}",
-            f"Pools: {len(group.pools)}",
-            f"Volumes: {len(group.volumes)}",
-            f"Snapshots: {len(group.snapshots)}",
-        ]
-    noun = words.keyword(["volume", "pool", "member", "chapuser", "events"])
-    if noun == "volume":
-        return volume_commands.volume(session, Words(["show", *words.tokens[words.position :]]))
-    if noun == "events":
-        return _events(session, words)
-    words.end()
-    if noun == "pool":
-        return _pool_table(session)
-    if noun == "member":
-        return member(session, Words(["show"]))
-    return users_table(session)
+def _summary(session: Session, args: dict[str, Any]) -> list[str]:
+    """``show`` alone summarises the group."""
+    group = session.group
+    return [
+        title("Group Information"),
+        f"Name: {group.name}",
+        f"Group-Ipaddress: {group.group_ip}",
+        f"Members: {len(group.member_admin.reports())}",
+        f"Pools: {len(group.pools)}",
+        f"Volumes: {len(group.volumes)}",
+        f"Snapshots: {len(group.snapshots)}",
+    ]
 
 
-def _events(session: Session, words: Words) -> list[str]:
+def _show_volume(session: Session, words: Words) -> list[str]:
+    return volume_commands.volume(session, Words(["show", *words.tokens[words.position :]]))
+
+
+def _events(session: Session, args: dict[str, Any]) -> list[str]:
     """``show events [last N]``: the event log, newest last.
 
     One line per event, ``number:LEVEL:time:source:message`` (source: the member, or the
     group): the fields of the array's event log, in a layout that is inferred.
     """
-    last = whole_number_argument(words, "number of events", 1, 100_000) if words.optional_keyword(["last"]) else None
-    words.end()
+    last = args.get("last")
     events = session.group.events()
     first = max(len(events) - last, 0) if last else 0
     return [
@@ -254,16 +242,87 @@ def _events(session: Session, words: Words) -> list[str]:
     ]
 
 
-def whoami(session: Session, words: Words) -> list[str]:
-    words.end()
+def _whoami(session: Session, args: dict[str, Any]) -> list[str]:
     return [session.account]
 
 
-def logout(session: Session, words: Words) -> list[str]:
-    words.end()
-
+def _logout(session: Session, args: dict[str, Any]) -> list[str]:
     def close() -> list[str]:
         session.closed = True
         return []
 
     return session.confirm("Do you really want to logout?", close)
+
+
+def _pool_names(session: Session, args: dict[str, Any]) -> list[str]:
+    return list(session.group.pools.values())
+
+
+_POOL = Arg("pool", "pool name", choices=_pool_names)
+_ON_OFF = Arg("value", "on or off", choice(["on", "off"], "value"))
+
+POOL = Node("pool", "storage pools", children=(
+    Node("create", "create a pool", args=(Arg("pool", "pool name"),), run=_create_pool),
+    Node("delete", "delete an empty pool", args=(_POOL,), run=_ask_delete_pool),
+    Node("merge", "move every member and volume of a pool into another, and delete it",
+         args=(_POOL, Arg("destination", "destination pool name", choices=_pool_names)), run=_merge_pools),
+    Node("select", "work on a pool", args=(_POOL,), children=(Node("show", "show it", run=_pool_details),)),
+    Node("show", "list the pools", run=lambda session, args: _pool_table(session)),
+))  # fmt: skip
+
+_GROUP_PARAMS = (
+    Node("group-ipaddress", "the group IP, where initiators log in (a running server follows it)",
+         args=(Arg("value", "group-ipaddress", _checked(_IPV4.pattern, "IP address")),), run=_set_param,
+         preset={"key": "group_ip"}),
+    Node("description", "the group's description", args=(Arg("value", "description"),), run=_set_param,
+         preset={"key": "description"}),
+    Node("info-messages", "informational messages", args=(Arg("value", "enable or disable", _enabled),),
+         run=_set_param, preset={"key": "info_messages"}),
+    Node("name", "the group's name", args=(Arg("value", "name", _checked(r"^[A-Za-z0-9][A-Za-z0-9-]{0,53}$",
+                                                                               "group name")),),
+         run=_set_param, preset={"key": "name"}),
+    Node("target-auth-username", "the user name targets answer mutual CHAP with",
+         args=(Arg("value", "target-auth-username"),), run=_set_param, preset={"key": "target_auth_username"}),
+    Node("target-auth-password", "the secret targets answer mutual CHAP with (12 to 255 characters)",
+         args=(Arg("value", "target-auth-password", _target_password),), run=_set_param,
+         preset={"key": "target_auth_password"}),
+    *(Node(word, f"default for new volumes: {label}",
+           args=(Arg("value", "policy", choice(SNAP_DEPLETION_POLICIES, "policy")) if key == "snap_depletion"
+                 else Arg("value", word, _percent(word)),),
+           run=_set_default, preset={"key": key})
+      for word, (key, label) in _DEFAULTS.items()),
+)  # fmt: skip
+
+GRPPARAMS = Node("grpparams", "group settings and defaults for new volumes", children=(
+    Node("show", "show the group's settings", run=_grpparams_show), *_GROUP_PARAMS,
+))  # fmt: skip
+
+CLI_SETTINGS_NODE = Node("cli-settings", "this account's CLI settings, kept across sessions", children=(
+    Node("show", "show them", run=_cli_settings_show),
+    *(Node(key, f"{key} on or off", args=(_ON_OFF,), run=_cli_setting, preset={"key": key}) for key in CLI_SETTINGS),
+))  # fmt: skip
+
+STTY = Node("stty", "this session's terminal settings", children=(
+    Node("columns", "the terminal's width",
+         args=(Arg("columns", "number of columns", lambda text: whole_number_value(text, "number of columns", 1, 1024)),),
+         run=_stty),
+    Node("hardwrap", "wrap long lines at the width", args=(Arg("hardwrap", "on or off", choice(["on", "off"], "value")),),
+         run=_stty),
+    Node("show", "show them", run=_stty_show),
+))  # fmt: skip
+
+SHOW = Node("show", "a summary of the group, or a list of volumes, pools, members, CHAP users, events",
+            run=_summary, children=(
+    Node("volume", "the volumes, or one", raw=_show_volume),
+    Node("pool", "the pools", run=lambda session, args: _pool_table(session)),
+    Node("member", "the members", run=lambda session, args: members_table(session)),
+    Node("chapuser", "the CHAP accounts", run=lambda session, args: users_table(session)),
+    Node("events", "the event log, newest last", options=(
+        Option("last", "only the last N events", "last",
+               Arg("last", "number of events", lambda text: whole_number_value(text, "number of events", 1, 100_000))),
+    ), run=_events),
+))  # fmt: skip
+
+WHOAMI = Node("whoami", "the account of this session", run=_whoami)
+LOGOUT = Node("logout", "end this session", run=_logout)
+EXIT = Node("exit", "leave the sub-mode, or end this session", run=_logout)

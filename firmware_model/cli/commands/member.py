@@ -15,19 +15,19 @@ the group IP redirects initiators to), up or down, with their iSCSI sessions (in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from array_sim.member_admin import MemberReport
 from array_sim.raid.policy import POLICIES
 from array_sim.units import PAGE_SIZE, format_size
 
 from ..formatting import key_values, table, title
-from ..words import Words
+from ..grammar import Arg, Node, Option, choice
 
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["member"]
+__all__ = ["NODE", "members_table", "member_names"]
 
 
 def _raid_status(report: MemberReport) -> str:
@@ -37,55 +37,57 @@ def _raid_status(report: MemberReport) -> str:
     return health.raid_status
 
 
-def member(session: Session, words: Words) -> list[str]:
+def members_table(session: Session) -> list[str]:
+    """``member show`` and ``show member``."""
     group = session.group
-    action = words.keyword(["select", "show"])
-    if action == "show":
-        words.end()
-        rows = [
-            (
-                r.name,
-                r.state,
-                _raid_status(r),
-                str(r.disks),
-                format_size(r.capacity_pages * PAGE_SIZE),
-                format_size(r.free_pages * PAGE_SIZE),
-                r.pool,
-            )
-            for r in group.member_admin.reports()
-        ]
-        columns = [
-            ("Name", 15), ("Status", 8), ("RaidStatus", 18), ("Disks", 5), ("Capacity", 10), ("FreeSpace", 10),
-            ("Pool", 8),
-        ]  # fmt: skip
-        return table(columns, rows)
-    name = words.take("member name")
-    report = group.member_admin.report(name)
-    sub = words.keyword(["show", "raid-policy", "delete", "pool", "cancel-operation"])
-    if sub == "raid-policy":
-        policy = words.keyword(list(POLICIES), "RAID policy")
-        words.end()
-        group.configure_member(name, policy)
-        return []
-    if sub == "delete":
-        words.end()
-        return session.confirm(
-            f"Do you really want to delete the member {name}? Its data moves to the other members of its pool first.",
-            lambda: _delete(session, name),
+    rows = [
+        (
+            r.name,
+            r.state,
+            _raid_status(r),
+            str(r.disks),
+            format_size(r.capacity_pages * PAGE_SIZE),
+            format_size(r.free_pages * PAGE_SIZE),
+            r.pool,
         )
-    if sub == "pool":
-        pool = words.take("pool name")
-        words.end()
-        group.move_member(name, pool)
-        return []
-    if sub == "cancel-operation":
-        words.end()
-        group.cancel_member_operation(name)
-        return []
-    if words.optional_keyword(["disks"]):
-        words.end()
+        for r in group.member_admin.reports()
+    ]
+    columns = [
+        ("Name", 15), ("Status", 8), ("RaidStatus", 18), ("Disks", 5), ("Capacity", 10), ("FreeSpace", 10),
+        ("Pool", 8),
+    ]  # fmt: skip
+    return table(columns, rows)
+
+
+def _configure(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.configure_member(args["member"], args["policy"])
+    return []
+
+
+def _ask_delete(session: Session, args: dict[str, Any]) -> list[str]:
+    name = args["member"]
+    session.group.member_admin.report(name)
+    return session.confirm(
+        f"Do you really want to delete the member {name}? Its data moves to the other members of its pool first.",
+        lambda: _delete(session, name),
+    )
+
+
+def _move(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.move_member(args["member"], args["pool"])
+    return []
+
+
+def _cancel(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.cancel_member_operation(args["member"])
+    return []
+
+
+def _show(session: Session, args: dict[str, Any]) -> list[str]:
+    group, name = session.group, args["member"]
+    report = group.member_admin.report(name)
+    if args.get("disks"):
         return _disks(session, name)
-    words.end()
     health = report.health
     pairs = [
         ("Name", report.name),
@@ -142,3 +144,24 @@ def _disks(session: Session, name: str) -> list[str]:
             status = f"{status} (reconstructing {disk.reconstructing}%)"
         rows.append((str(disk.slot), status, format_size(disk.size), str(disk.errors), disk.role or "-"))
     return table([("Slot", 4), ("Status", 30), ("Size", 10), ("Errors", 6), ("Role", 20)], rows)
+
+
+def member_names(session: Session, args: dict[str, Any]) -> list[str]:
+    return [r.name for r in session.group.member_admin.reports()]
+
+
+_MEMBER = Arg("member", "member name", choices=member_names)
+
+NODE = Node("member", "the group's arrays", children=(
+    Node("select", "work on a member", args=(_MEMBER,), children=(
+        Node("show", "show it, or its disks", options=(Option("disks", "its disks", "disks"),), run=_show),
+        Node("raid-policy", "initialise its RAID set",
+             args=(Arg("policy", "RAID policy", choice(list(POLICIES), "RAID policy")),), run=_configure),
+        Node("delete", "vacate it (its data moves to its pool's other members), then it leaves the group",
+             run=_ask_delete),
+        Node("pool", "move it, with its data moved off first, to another pool", args=(Arg("pool", "pool name"),),
+             run=_move),
+        Node("cancel-operation", "stop its vacate or pool move where it is", run=_cancel),
+    )),
+    Node("show", "list the members", run=lambda session, args: members_table(session)),
+))  # fmt: skip
