@@ -24,7 +24,7 @@ from typing import Protocol, TextIO
 from array_sim import EngineError, Group, Snapshot, Volume
 
 from .commands import TREE
-from .grammar import help_lines, parse
+from .grammar import complete, help_lines, parse
 from .words import CliError, Words, help_asked, tokenize
 
 __all__ = ["Session", "Confirm", "Live", "run_command_line", "run_interactive"]
@@ -138,6 +138,17 @@ class Session:
         assert node.mode is not None
         self.enter_mode(tokens[: parsed.words], node.mode(self, parsed.args))
         return []
+
+    def complete(self, line: str) -> list[str]:
+        """Words that may complete the last word of ``line`` (all that may come next if the line ends
+        in a blank): tab completion, from the command tree and the group's names."""
+        try:
+            tokens = tokenize(line)
+        except CliError:
+            return []
+        partial = "" if not line or line[-1] in " \t" or not tokens else tokens.pop()
+        prefix = self.modes[-1][0] if self.modes else []
+        return complete(TREE, self, prefix + tokens, partial)
 
     def _help(self, tokens: list[str]) -> list[str]:
         """``?`` on a line (``grammar`` rule 4): what may come there; nothing runs."""

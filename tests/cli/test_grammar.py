@@ -125,3 +125,24 @@ def test_help_and_tree_come_from_the_same_tree() -> None:
     assert lines[0] == "volume" and "  create <volume name> <size>" in lines[1]
     assert "    size <size> [no-snap]" in lines
     assert what_next(TREE, ["volume", "select", "v1"]).can_end
+
+
+def test_a_session_completes_from_the_real_tree_and_the_groups_names(cli: Any) -> None:
+    cli.ok("chapuser create alice password secret123456")
+    cli.ok("chapuser create bob password secret123456")
+    assert cli.session.complete("chap") == ["chapuser"]
+    assert cli.session.complete("chapuser s") == ["select", "show"]
+    assert cli.session.complete("chapuser select ") == ["alice", "bob"]
+    assert cli.session.complete("chapuser select a") == ["alice"]
+    assert cli.session.complete("chapuser select alice ") == ["show", "passwd", "enable", "disable"]
+    assert cli.session.complete('chapuser "unbalanced') == []
+    assert cli.session.complete("member select ") == ["member-1"]
+
+
+def test_question_marks_and_help_in_a_session(cli: Any) -> None:
+    assert cli.run("chapuser ?")[0].startswith("create")
+    assert cli.run("chap?") == [f"{'chapuser':<24}local CHAP accounts"]
+    assert cli.run("help chapuser create")[0] == "chapuser create <CHAP user name> [password <password>] [enable] [disable]"
+    assert "chapuser" in cli.run("tree")
+    cli.ok('grpparams description "why?"')  # a ? inside quotes is text
+    assert cli.values("grpparams show")["Description"] == "why?"
