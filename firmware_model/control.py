@@ -4,7 +4,8 @@ Only one process may open a group's files. While a server runs, the CLI
 talks to it over a Unix socket in the group directory instead: one JSON
 object per line each way. The client says who it is
 (``{"account": ..., "interactive": ...}``), then sends ``{"line": ...}``
-for each input line (or ``{"words": [...]}`` for a command already split)
+for each input line (or ``{"words": [...]}`` for a command already split, or
+``{"complete": ...}`` for the words that may complete a line, given as its ``lines``)
 and gets ``{"lines": [...], "prompt": ..., "asking": ..., "closed": ...}``
 back. Each client connection is one CLI ``Session`` inside the server, so
 modes and confirmations work as they do locally;
@@ -133,6 +134,8 @@ class ControlServer:
     def _execute(cls, session: Session, request: dict[str, object]) -> dict[str, object]:
         """One request run on the engine owner, and the reply to it."""
         words = request.get("words")
+        if "complete" in request:  # tab completion: the words that may come (as ``lines``)
+            return cls._reply_to(session, session.complete(str(request["complete"])))
         if isinstance(words, list):
             lines = session.execute_words([str(word) for word in words])
         else:
@@ -176,6 +179,9 @@ class RemoteSession:
 
     def execute_words(self, tokens: list[str]) -> list[str]:
         return self._exchange({"words": tokens})
+
+    def complete(self, line: str) -> list[str]:
+        return self._exchange({"complete": line})
 
     def close(self) -> None:
         self._file.close()

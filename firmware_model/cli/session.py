@@ -188,6 +188,8 @@ class CliSession(Protocol):
 
     def execute_words(self, tokens: list[str]) -> list[str]: ...
 
+    def complete(self, line: str) -> list[str]: ...
+
 
 #: What a one-shot command prints when its question was not answered yes (research/review.md A3:
 #: a script must not believe that a delete it never confirmed was done).
@@ -218,13 +220,41 @@ def run_command_line(
     return 1 if any(text.startswith("% Error") for text in lines) else 0
 
 
+def _terminal(session: CliSession) -> Callable[[str], str]:
+    """Line editing, history and tab completion (the stdlib's readline) for a session on a terminal."""
+    import readline
+
+    def completer(text: str, state: int) -> str | None:
+        if state == 0:
+            completer.found = session.complete(readline.get_line_buffer()[: readline.get_endidx()])  # type: ignore[attr-defined]
+        found: list[str] = completer.found  # type: ignore[attr-defined]
+        return found[state] + " " if state < len(found) else None
+
+    readline.set_completer_delims(" \t")
+    readline.set_completer(completer)
+    readline.parse_and_bind("tab: complete")
+
+    def read(prompt: str) -> str:
+        try:
+            return input(prompt) + "\n"
+        except EOFError:
+            return ""
+
+    return read
+
+
 def run_interactive(session: CliSession, source: TextIO, out: TextIO) -> int:
-    """An interactive session, ending at ``logout``/``exit`` or end of input."""
+    """An interactive session, ending at ``logout``/``exit`` or end of input; on a terminal with line
+    editing, history and tab completion."""
     out.write("\n".join(BANNER) + "\n")
+    read = _terminal(session) if source.isatty() and out.isatty() else None
     while not session.closed:
-        out.write(session.prompt)
-        out.flush()
-        line = source.readline()
+        if read is not None:
+            line = read(session.prompt)
+        else:
+            out.write(session.prompt)
+            out.flush()
+            line = source.readline()
         if not line:
             out.write("\n")
             break

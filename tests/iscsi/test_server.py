@@ -219,3 +219,17 @@ def test_grpparams_group_ipaddress_moves_the_running_servers_group_ip(server):
 def discovered_at(server: Server, host: str) -> list[str]:
     out = subprocess.run(["iscsi-ls", f"iscsi://{host}:{server.port}"], capture_output=True, text=True, timeout=30)
     return [line.split()[0].removeprefix("Target:") for line in out.stdout.splitlines() if line.startswith("Target:")]
+
+
+def test_tab_completion_reaches_the_running_server(server):
+    from firmware_model.control import RemoteSession
+
+    server.cli("chapuser", "create", "alice", "password", "secret123456")
+    server.cli("volume", "create", "v1", "100MB")
+    remote = RemoteSession(server.directory, "grpadmin", interactive=True)
+    try:
+        assert remote.complete("chapuser select ") == ["alice"]
+        assert remote.complete("vol") == ["volume"]
+        assert any("alice" in line for line in remote.execute("chapuser show"))  # the session goes on
+    finally:
+        remote.close()
