@@ -149,7 +149,8 @@ def _walk(root: Node, tokens: Sequence[str], stop: int | None) -> Parsed:
 
     while True:
         if node.raw is not None:
-            at_stop(Expect(node, can_end=True, args=args))
+            if (stop is not None and stop >= i) or "?" in tokens[i:]:  # its words are not in the tree
+                raise _Stop(Expect(node, can_end=True, args=args))
             args["words"] = list(tokens[i:])
             return Parsed(node, args, i)
         for arg in node.args:
@@ -159,6 +160,8 @@ def _walk(root: Node, tokens: Sequence[str], stop: int | None) -> Parsed:
                     break
                 raise CliError(f"Missing {arg.help}.")
             if arg.rest:
+                if stop is not None and stop > i:  # another word of the rest: the same argument again
+                    raise _Stop(Expect(node, arg=arg, can_end=node.can_end, args=args))
                 args[arg.name] = [arg.convert(t) for t in tokens[i:]]
                 i = len(tokens)
                 break
@@ -220,6 +223,8 @@ def help_lines(root: Node, tokens: Sequence[str]) -> list[str]:
     if "?" in tokens:
         tokens = tokens[: tokens.index("?")]
     expect = what_next(root, tokens)
+    if expect.node.raw is not None:
+        return [f"{expect.node.word}: {expect.node.help} (its words are not in the command tree yet; see the README)"]
     lines = [f"{word:<24}{text}" for word, text in expect.keywords if word.lower().startswith(partial)]
     if expect.arg is not None and not partial:
         lines.append(f"{'<' + expect.arg.help + '>':<24}{'optional' if expect.arg.optional else 'required'}")

@@ -146,3 +146,9 @@ def test_question_marks_and_help_in_a_session(cli: Any) -> None:
     assert "chapuser" in cli.run("tree")
     cli.ok('grpparams description "why?"')  # a ? inside quotes is text
     assert cli.values("grpparams show")["Description"] == "why?"
+
+
+def test_a_question_mark_inside_a_noun_that_reads_its_own_words_says_so(cli: Any) -> None:
+    for line in ("volume ?", "volume show ?", "simulate ?"):
+        (said,) = cli.run(line)
+        assert "not in the command tree yet" in said
