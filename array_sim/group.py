@@ -11,7 +11,7 @@ A group directory holds::
     group.lock               held (flock) by the one process that has the group open
 
 Volume and snapshot operations are in ``volume_admin.py`` and
-``snapshot_admin.py``; this module keeps the state they share and the
+``snapshot_admin.py`` (collections: ``collection_admin.py``); this module keeps the state they share and the
 allocation policy that every write goes through.
 """
 
@@ -30,6 +30,7 @@ from .block import DeviceOffline, SpaceExhausted
 from .catalog import Catalog
 from .errors import GroupLocked, InvalidRequest, NotFound
 from .capacity_balancer import CapacityBalancer
+from .collection_admin import CollectionAdmin
 from .data_moves import DataMoves
 from .member_admin import DEFAULT_DISKS, DEFAULT_RAID_POLICY, MemberAdmin
 from .member_states import MemberStates
@@ -39,6 +40,7 @@ from .pages import PageTables
 from .pool import DEFAULT_POOL, Placement, pool_named
 from .pool_admin import PoolAdmin
 from .records import Snapshot, Volume, load_rows, update_row
+from .schedule_admin import ScheduleAdmin
 from .snapshot_admin import SnapshotAdmin
 from .space import SpaceAccounting, percent_of
 from .spreads import Spreads
@@ -76,7 +78,10 @@ def _merge(current: dict[int, R], rows: list[R]) -> dict[int, R]:
     return merged
 
 
-class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin, MemberStates, DataMoves, CapacityBalancer):
+class Group(
+    VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin, MemberStates, DataMoves, CapacityBalancer, ScheduleAdmin,
+    CollectionAdmin,
+):
     """An open PS Series group. Only one process may have a group open at a time."""
 
     def __init__(self, directory: Path, clock: Callable[[], datetime] = datetime.now) -> None:
@@ -257,7 +262,10 @@ class Group(VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin, MemberStates, Da
         self.spreads.member_joined(member_id, self.placement.members[member_id].pool_id)
 
     def background_step(self, budget: int = 1 << 20) -> bool:
-        """One slice of long work (RAID reconstruction and verification, data moves); True while any remains."""
+        """One slice of long work (RAID reconstruction and verification, data moves); True while any remains.
+
+        Also the schedules' runner: every snapshot due by now is taken first (``schedule_admin``)."""
+        self.run_schedules()
         raid = self.member_admin.background_step(budget)
         return self.moves_step(budget) or raid
 

@@ -94,6 +94,82 @@ def _objects_keep_their_serial(db: sqlite3.Connection) -> None:
             db.execute(f"UPDATE {table} SET serial = ? WHERE id = ?", (int(iqn.split("-")[4], 16), row_id))
 
 
+def _administration_accounts(db: sqlite3.Connection) -> None:
+    """Version 7: the group's administration accounts (``accounts``): who may log in over SSH.
+
+    ``password`` is a salted hash (never the password); ``public_key`` the one SSH key an account
+    may have ('' for none). A group made before has no account yet: the next ``serve`` makes
+    ``grpadmin`` with a generated password and logs it (a migration has nobody to tell a password
+    to); ``array-sim init`` makes it for a new group.
+    """
+    db.execute(
+        "CREATE TABLE accounts (name TEXT PRIMARY KEY, password TEXT NOT NULL, kind TEXT NOT NULL,"
+        " enabled INTEGER NOT NULL, description TEXT NOT NULL, public_key TEXT NOT NULL,"
+        " key_description TEXT NOT NULL, created TEXT NOT NULL)"
+    )
+
+
+def _volume_collections(db: sqlite3.Connection) -> None:
+    """Version 8: volume collections and their snapshot collections (``collection_admin``).
+
+    ``collection_volumes`` lists each collection's volumes (``position``: the order they joined); a
+    volume deleted leaves its collections (the cascade). ``snapcols`` are the snapshot collections,
+    ``made_with`` how many snapshots each was taken with; ``snapcol_snapshots`` puts a snapshot in
+    its snapshot collection: a snapshot deleted leaves it, and a snapshot collection left with no
+    snapshot goes too (the trigger). Deleting a collection deletes its snapshot collections, not
+    their snapshots.
+    """
+    db.execute(
+        "CREATE TABLE collections (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL,"
+        " snapcol_counter INTEGER NOT NULL, created TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE collection_volumes (collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+        " volume_id INTEGER NOT NULL REFERENCES volumes(id) ON DELETE CASCADE, position INTEGER NOT NULL,"
+        " PRIMARY KEY (collection_id, volume_id)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX collection_volumes_volume ON collection_volumes (volume_id)")
+    db.execute(
+        "CREATE TABLE snapcols (id INTEGER PRIMARY KEY,"
+        " collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE, name TEXT NOT NULL,"
+        " description TEXT NOT NULL, made_with INTEGER NOT NULL, created TEXT NOT NULL, UNIQUE (collection_id, name))"
+    )
+    db.execute(
+        "CREATE TABLE snapcol_snapshots (snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id) ON DELETE CASCADE,"
+        " snapcol_id INTEGER NOT NULL REFERENCES snapcols(id) ON DELETE CASCADE)"
+    )
+    db.execute("CREATE INDEX snapcol_snapshots_snapcol ON snapcol_snapshots (snapcol_id)")
+    db.execute(
+        "CREATE TRIGGER snapcol_emptied AFTER DELETE ON snapcol_snapshots"
+        " WHEN NOT EXISTS (SELECT 1 FROM snapcol_snapshots WHERE snapcol_id = OLD.snapcol_id)"
+        " BEGIN DELETE FROM snapcols WHERE id = OLD.snapcol_id; END"
+    )
+
+
+def _snapshot_schedules(db: sqlite3.Connection) -> None:
+    """Version 9: snapshot schedules (``schedule_admin``) of a volume or of a volume collection.
+
+    ``next_run`` is a schedule's first run not yet taken (ISO, '' for none). ``schedule_snapshots``
+    records which schedule made a snapshot (``max-keep`` counts those); ``snapcol_id`` is the snapshot
+    collection a collection schedule's run made. Collections are referred to by id only, not by a
+    foreign key, so this step needs nothing of theirs (it may run before or after theirs).
+    """
+    db.execute(
+        "CREATE TABLE schedules (id INTEGER PRIMARY KEY,"
+        " volume_id INTEGER REFERENCES volumes(id) ON DELETE CASCADE, collection_id INTEGER,"
+        " name TEXT NOT NULL, kind TEXT NOT NULL, start TEXT NOT NULL, end_date TEXT NOT NULL,"
+        " end_time TEXT NOT NULL, repeat_minutes INTEGER NOT NULL, every_days INTEGER NOT NULL,"
+        " max_keep INTEGER NOT NULL, enabled INTEGER NOT NULL, next_run TEXT NOT NULL, created TEXT NOT NULL,"
+        " CHECK ((volume_id IS NULL) != (collection_id IS NULL)))"
+    )
+    db.execute("CREATE UNIQUE INDEX schedules_name ON schedules (ifnull(volume_id, -collection_id), name)")
+    db.execute(
+        "CREATE TABLE schedule_snapshots (snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id) ON DELETE CASCADE,"
+        " schedule_id INTEGER NOT NULL REFERENCES schedules(id) ON DELETE CASCADE, snapcol_id INTEGER)"
+    )
+    db.execute("CREATE INDEX schedule_snapshots_schedule ON schedule_snapshots (schedule_id)")
+
+
 #: (version reached, what the step does); applied in order.
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (2, _members_describe_their_storage),
@@ -101,6 +177,9 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (4, _volumes_spread_over_members),
     (5, _members_have_ports),
     (6, _objects_keep_their_serial),
+    (7, _administration_accounts),
+    (8, _volume_collections),
+    (9, _snapshot_schedules),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -83,6 +83,12 @@ TEXT_LIMITS: dict[str, TextLimit] = {
     "volume_name": TextLimit("volume name", 63, False, _ARRAY, _OBJECT_NAME, _OBJECT_HINT, 1, True),
     "pool_name": TextLimit("pool name", 63, False, _ARRAY, _OBJECT_NAME, _OBJECT_HINT, 1, True),
     "snapshot_name": TextLimit("snapshot name", 127, False, _ARRAY, _OBJECT_NAME, _OBJECT_HINT, 1, True),
+    # Collection names: no public figure; a volume name's (inferred), so that the default name of a
+    # snapshot collection (21 more characters) fits a snapshot collection name (a snapshot name's 127).
+    "collection_name": TextLimit("collection name", 63, False, _ARRAY, _OBJECT_NAME, _OBJECT_HINT, 1, True),
+    "snapcol_name": TextLimit("snapshot collection name", 127, False, _ARRAY, _OBJECT_NAME, _OBJECT_HINT, 1, True),
+    # Schedule names: no public figure; an object name's characters and length (inferred).
+    "schedule_name": TextLimit("schedule name", 63, False, _ARRAY, _OBJECT_NAME, _OBJECT_HINT, 1, True),
     # The array's volume and snapshot descriptions: up to 127 characters (PS Series CLI reference,
     # "description text"; recalled, ps-cli.md records no figure).
     "description": TextLimit("description", 127, False, _ARRAY),

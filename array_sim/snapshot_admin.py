@@ -47,15 +47,21 @@ class SnapshotAdmin:
     def snapshot(self, volume: str, name: str) -> Snapshot:
         return self._find_snapshot(self.volume(volume), name)
 
-    def create_snapshot(self, volume: str, name: str | None = None, description: str = "") -> Snapshot:
-        """Take a snapshot now; its cost is one page-table row per allocated page."""
+    def create_snapshot(
+        self, volume: str, name: str | None = None, description: str = "", when: datetime | None = None
+    ) -> Snapshot:
+        """Take a snapshot now; its cost is one page-table row per allocated page.
+
+        ``when`` (default: the group's clock) is its timestamp and the time in its default name: the
+        snapshots of one snapshot collection share one (``collection_admin``).
+        """
         vol = self.volume(volume)
         if self.held_offline(vol.map_id):
             raise InvalidRequest(f"Volume {volume} is offline: its data is on a member that is offline.")
         if vol.snap_reserve == 0:
             raise InvalidRequest(f"Volume {volume} has no snapshot reserve; set snap-reserve first.")
         check_text("description", description)
-        when = self.clock()
+        when = when or self.clock()
         with self.catalog.transaction() as db:
             number = vol.snap_counter + 1
             update_row(db, vol, snap_counter=number)

@@ -23,11 +23,13 @@ import logging
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import uvloop
 
 from array_sim import Group
+from array_sim.clock import SimulatedClock, format_clock_time
 from targets.engine_owner import EngineOwner
 from targets.iscsi.server import TargetServer
 from targets.lio.frontend import LioFrontend, LioUnavailable
@@ -65,9 +67,23 @@ def serve(
     redirect: bool = True,
     netns: bool = False,
     frontend: str = "embedded",
+    clock: str = "real",
+    clock_start: datetime | None = None,
+    ssh_port: int | None = None,
+    ssh: bool = True,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
-    group = Group.open(directory) if (directory / "catalog.sqlite3").exists() else Group.init(directory)
+    # The group's clock: real time, or with --clock simulated one that moves only when told (array_sim.clock).
+    group_clock = SimulatedClock(clock_start or datetime.now()) if clock == "simulated" else datetime.now
+    if (directory / "catalog.sqlite3").exists():
+        group = Group.open(directory, group_clock)
+    else:
+        group = Group.init(directory, clock=group_clock)
+    if clock == "simulated":
+        logging.getLogger("array_sim").info(
+            "clock: simulated, at %s (moved by 'simulate clock advance|set')",
+            format_clock_time(group.start_simulated_clock(clock_start)),
+        )
     try:
         host, port = parse_portal(portal or f"{group.group_ip}:{DEFAULT_PORT}")
     except ValueError as error:
@@ -82,7 +98,7 @@ def serve(
             # uvloop: the event loop in C, and writev for a PDU's pieces instead of joining them;
             # asyncio.Runner rather than uvloop.run: Debian 12's uvloop (0.17, the LIO guest's) has no run().
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(_serve(group, host, port, nop_interval, redirect, network, frontend))
+                runner.run(_serve(group, host, port, nop_interval, redirect, network, frontend, ssh_port, ssh))
         finally:
             network.close()
     except (ListenError, LabError, LioUnavailable) as error:
@@ -115,18 +131,20 @@ def _why(error: OSError) -> str:
 
 
 async def _serve(
-    group: Group, host: str, port: int, nop_interval: float, redirect: bool, network: PortNetwork, frontend: str
+    group: Group, host: str, port: int, nop_interval: float, redirect: bool, network: PortNetwork, frontend: str,
+    ssh_port: int | None = None, ssh: bool = True,
 ) -> None:
     owner = EngineOwner(asyncio.get_running_loop())
     try:
-        await _serve_owned(group, owner, network.address(host), port, nop_interval, redirect, network, frontend)
+        await _serve_owned(group, owner, network.address(host), port, nop_interval, redirect, network, frontend,
+                           ssh_port, ssh)  # fmt: skip
     finally:
         owner.stop()
 
 
 async def _serve_owned(
     group: Group, owner: EngineOwner, host: str, port: int, nop_interval: float, redirect: bool,
-    network: PortNetwork, frontend: str,
+    network: PortNetwork, frontend: str, ssh_port: int | None = None, ssh: bool = True,
 ) -> None:
     log = logging.getLogger("array_sim")
     if frontend == "lio":
@@ -143,9 +161,12 @@ async def _serve_owned(
                                                                                          nop_interval)  # fmt: skip
     #: Set after a CLI command or an event: background work it started (a move) begins at once.
     wake = asyncio.Event()
+    ssh_server = None
 
     async def after_change() -> None:
         await front.sync()
+        if ssh_server is not None:
+            await ssh_server.sync()  # the group IP may have moved
         wake.set()
 
     control = ControlServer(group, owner, front.live, after_change)
@@ -158,6 +179,19 @@ async def _serve_owned(
     except OSError as error:
         await front.stop()
         raise ListenError(f"cannot open the control socket {control.path}: {_why(error)}") from None
+    if ssh:  # the Group Manager CLI over SSH on the group IP (firmware_model.ssh)
+        try:
+            from .ssh import SshListenError, SshServer  # asyncssh: not where only Debian's packages are
+        except ImportError as error:
+            log.warning("no SSH access: %s (install asyncssh)", error)
+        else:
+            ssh_server = SshServer(group, owner, front.live, after_change, network, ssh_port)
+            try:
+                await ssh_server.start()
+            except SshListenError as refused:
+                await control.stop()
+                await front.stop()
+                raise ListenError(str(refused)) from None
     await front.sync()  # once serve will run: a refusal above is one line
     log.info(
         "serving group %s on %s:%d%s, %d targets, logins %s, %s; Ctrl-C to stop", group.name, host, port,
@@ -190,6 +224,8 @@ async def _serve_owned(
     log.info("shutting down")
     for watcher in watchers:
         watcher.cancel()
+    if ssh_server is not None:
+        await ssh_server.stop()
     await control.stop()
     await front.stop()
     await owner.run(group.flush)

@@ -45,6 +45,9 @@ REFUSED = [
     ("volume select v1 snapshot rename s1 " + "s" * 128, ["snapshot name", "127"]),
     ("pool create " + "p" * 64, ["pool name", "63"]),
     ("grpparams description " + "d" * 128, ["description", "127 characters"]),
+    ("collection create " + "c" * 64 + " v1", ["collection name", "63"]),
+    ("collection create c1 v1 description " + "d" * 128, ["description", "127 characters"]),
+    ("collection create c\\1 v1", ["'\\' is not allowed"]),
     ("grpparams target-auth-username " + "u" * 64, ["CHAP user name", "63"]),
     # Digits of other scripts: int(), float() and \d take them; the array does not.
     ("volume create v2 \u0661\u0660GB", ["Invalid size"]),
@@ -124,7 +127,7 @@ def test_a_line_ending_ends_the_line(world: Any) -> None:
 def test_every_stored_text_field_has_a_limit() -> None:
     assert set(TEXT_LIMITS) == {
         "volume_name", "pool_name", "snapshot_name", "description", "alias",
-        "initiator", "ipaddress", "chap_user", "chap_password",
+        "initiator", "ipaddress", "chap_user", "chap_password", "schedule_name", "collection_name", "snapcol_name",
     }  # fmt: skip
     assert TEXT_LIMITS["alias"].most == 255 and TEXT_LIMITS["alias"].in_bytes
     assert TEXT_LIMITS["initiator"].most == 223 and TEXT_LIMITS["initiator"].in_bytes

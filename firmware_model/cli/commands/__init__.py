@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..grammar import Arg, Node, tree_lines, usage
-from . import chapuser, group, member, simulate, volume
+from . import account, chapuser, collection, group, member, simulate, volume
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -32,10 +32,12 @@ def _tree(session: Session, args: dict[str, Any]) -> list[str]:
 
 TREE = Node("", "Group Manager commands:", children=(
     Node("volume", "volumes, their snapshots and access records", raw=volume.volume),
+    collection.NODE,
     group.POOL,
     member.NODE,
     group.GRPPARAMS,
     chapuser.NODE,
+    account.NODE,
     group.CLI_SETTINGS_NODE,
     group.STTY,
     group.SHOW,

@@ -18,6 +18,9 @@
         verifying): every stripe is read, latent sector errors are rewritten and
         parity that disagrees with the data is rewritten and counted.
 
+    simulate clock show | advance DURATION | set YYYY-MM-DD HH:MM[:SS]
+        shows or moves the simulated clock of ``serve --clock simulated`` (commands/clock.py).
+
 None of this is PS Series syntax; every fault is deterministic.
 """
 
@@ -29,7 +32,9 @@ from array_sim.member_admin import DEFAULT_DISKS
 from array_sim.units import PAGE_SIZE, GiB
 
 from ..words import CliError, Words
+from . import clock
 from .options import size_argument, whole_number_argument
+from .schedule import run_words
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -41,7 +46,8 @@ DEFAULT_DISK_SIZE = 10 * GiB
 
 
 def simulate(session: Session, words: Words) -> list[str]:
-    words.keyword(["member"], "object")
+    if words.keyword(["member", "clock"], "object") == "clock":
+        return run_words(session, clock.NODE, words)
     action = words.keyword(["add", "select"])
     if action == "add":
         name = words.take("member name")

@@ -85,6 +85,9 @@ def _details(session: Session, vol: Volume, snap: Snapshot) -> list[str]:
         ("Description", snap.description),
         ("Volume", vol.name),
     ]
+    snapcol = session.group.snapshot_collection_of(snap)
+    if snapcol is not None:  # one snapshot of a snapshot collection (commands/collection.py)
+        pairs.append(("SnapshotCollection", snapcol.name))
     return [title("Snapshot Information"), *key_values(pairs, session.setting("formatoutput"))]
 
 

@@ -21,7 +21,7 @@ from array_sim.units import PAGE_SIZE, format_size
 
 from ..formatting import key_values, table, title
 from ..words import Words
-from . import access, snapshot
+from . import access, schedule, snapshot
 from .clone import clone, creation_lines
 from .options import PERCENT_SETTINGS, enable_argument, percent_argument, size_argument
 
@@ -183,11 +183,14 @@ def _select(session: Session, words: Words) -> list[str]:
     keywords = [
         "show", "offline", "online", "read-only", "read-write", "size", "multihost-access",
         "description", "clone", "access", "snapshot", "snap-depletion", "thin-provision",
-        "iscsi-alias", "pool", *PERCENT_SETTINGS,
+        "iscsi-alias", "pool", "schedule", *PERCENT_SETTINGS,
     ]  # fmt: skip
     action = words.keyword(keywords)
     if action == "access":
         return access.access(session, words, vol)
+    if action == "schedule":
+        owner = schedule.volume_owner(group, name)
+        return schedule.run_words(session, schedule.schedule_node(lambda session, args: owner), words)
     if action == "snapshot":
         return snapshot.snapshot(session, words, vol)
     if action == "clone":
