@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # two processes on a pseudo-terminal
+
 ARRAY_SIM = str(Path(sys.executable).parent / "array-sim")
 
 

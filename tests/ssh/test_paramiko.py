@@ -11,6 +11,8 @@ from typing import Any
 import paramiko
 import pytest
 
+pytestmark = pytest.mark.slow  # a real serve with SSH per module: the whole suite runs it
+
 INITIATOR = "iqn.1993-08.org.debian:01:2227dab76162"
 
 
