@@ -44,6 +44,8 @@ __all__ = ["serve", "parse_portal"]
 DEFAULT_PORT = 3260
 #: Bytes of background work (reconstruction) one step may do: a few ms, so I/O waits little.
 BACKGROUND_BUDGET = 1 << 20
+#: Bytes a Unix socket path may hold on Linux, its terminating NUL included (unix(7): sun_path).
+_UNIX_PATH_MAX = 108
 
 
 class ListenError(Exception):
@@ -170,15 +172,12 @@ async def _serve_owned(
         wake.set()
 
     control = ControlServer(group, owner, front.live, after_change)
+    if len(os.fsencode(control.path)) >= _UNIX_PATH_MAX:  # opened last (below): refuse before any port is bound
+        raise ListenError(f"cannot open the control socket {control.path}: AF_UNIX path too long")
     try:
         await front.start()
     except OSError as error:
         raise ListenError(f"cannot listen on {host}:{port}: {_why(error)}") from None
-    try:
-        await control.start()
-    except OSError as error:
-        await front.stop()
-        raise ListenError(f"cannot open the control socket {control.path}: {_why(error)}") from None
     if ssh:  # the Group Manager CLI over SSH on the group IP (firmware_model.ssh)
         try:
             from .ssh import SshListenError, SshServer  # asyncssh: not where only Debian's packages are
@@ -189,10 +188,17 @@ async def _serve_owned(
             try:
                 await ssh_server.start()
             except SshListenError as refused:
-                await control.stop()
                 await front.stop()
                 raise ListenError(str(refused)) from None
-    await front.sync()  # once serve will run: a refusal above is one line
+    await front.sync()  # the targets and member ports, before anyone is told serve is ready
+    # The control socket last: its existence says serve is ready (scripts and tests wait for it).
+    try:
+        await control.start()
+    except OSError as error:
+        if ssh_server is not None:
+            await ssh_server.stop()
+        await front.stop()
+        raise ListenError(f"cannot open the control socket {control.path}: {_why(error)}") from None
     log.info(
         "serving group %s on %s:%d%s, %d targets, logins %s, %s; Ctrl-C to stop", group.name, host, port,
         " through LIO" if frontend == "lio" else "", len(portal.targets),

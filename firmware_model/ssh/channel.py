@@ -24,6 +24,12 @@ Rules of this module:
 4. Input is bounded: a line is at most ``lines.MAX_LINE`` characters (``MAX_EDITED`` at a terminal,
    where the editor stops taking characters), and the channel stops reading (the SSH window closes)
    while more than ``INBOX_MOST`` characters wait. Output waits while the client does not read.
+5. A channel we close first (the end of a command, of input, ``logout``) is followed, once the
+   client's CLOSE has come, by an SSH debug message of nothing (``SSHServerConnection.send_debug``,
+   which clients log at most): that CLOSE would otherwise have no answer for its TCP ACK to ride
+   on, and the client's next message (the next command's channel) would wait behind it for the
+   delayed ACK, 40 ms on Linux (Nagle's algorithm: paramiko sets no TCP_NODELAY). Measured before:
+   every sequential ``exec_command`` and one Cinder-pattern command in seven paid it.
 """
 
 from __future__ import annotations
@@ -129,8 +135,12 @@ def _execute(session: Session, line: str) -> _Reply:
 class CliChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     """The channel's callbacks feed an inbox; one task per channel serves it (rules 1-4)."""
 
-    def __init__(self, front: SshFront, account: str, peer: str, closed: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, front: SshFront, account: str, peer: str, closed: Callable[[bool], None] = lambda first: None
+    ) -> None:
         self.front, self.account, self.peer, self._closed = front, account, peer, closed
+        #: We closed the channel before the client did (rule 5).
+        self._closed_first = False
         self.task: asyncio.Task[None] | None = None
         self._chan: Any = None
         self._terminal = False
@@ -207,7 +217,7 @@ class CliChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed()
+        self._closed(self._closed_first)
         self._lost = True
         self._writable.set()
         self._put(("lost",))
@@ -394,3 +404,4 @@ class CliChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             return
         with contextlib.suppress(OSError):
             self._chan.exit(status)
+            self._closed_first = True

@@ -202,8 +202,10 @@ class _Login(asyncssh.SSHServer):
         self.open_channels += 1
         return CliChannel(self.front, self.account, self.address, self._channel_closed)
 
-    def _channel_closed(self) -> None:
+    def _channel_closed(self, we_closed_first: bool) -> None:
         self.open_channels -= 1
+        if we_closed_first and self.conn is not None:
+            self.conn.send_debug("")  # the client's CLOSE gets an answer for its ACK (channel rule 5)
 
     def _accepted(self, username: str, method: str) -> None:
         self.account, self.method = username, method

@@ -25,6 +25,8 @@ sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import iscsi_peer  # noqa: E402
 
+from tests.peers.qemu_writer import PatternWriter  # noqa: E402
+
 if os.geteuid() != 0 or shutil.which("ip") is None:
     pytest.skip("serve --netns needs root and iproute2", allow_module_level=True)
 if missing := [tool for tool in ("qemu-io", "iscsi-ls") if shutil.which(tool) is None]:
@@ -124,14 +126,11 @@ def test_a_second_group_of_the_same_name_is_refused_and_the_lab_left_alone(lab: 
 
 
 def test_a_pulled_cable_sends_the_initiator_back_through_the_group_ip(lab: Lab) -> None:
-    commands = [f"write -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(40)]
-    commands += [f"read -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(40)]
-    args = ["ip", "netns", "exec", lab.host, "qemu-io", "-f", "raw"]
-    io = subprocess.Popen([*args, *(a for c in commands for a in ("-c", c)), f"iscsi://{GROUP_IP}/{lab.iqn}/0"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    writer = PatternWriter(f"iscsi://{GROUP_IP}/{lab.iqn}/0", size_mib=160, prefix=("ip", "netns", "exec", lab.host))
+    writer.write_one()
     deadline = time.monotonic() + 30
     while not lab.landings():
-        assert time.monotonic() < deadline and io.poll() is None, "qemu-io never logged in"
+        assert time.monotonic() < deadline, "qemu-io never logged in"
         time.sleep(0.1)
     port = lab.landings()[-1]
     member = "member-1" if port in lab.cli("member", "select", "member-1", "show") else "m2"
@@ -141,8 +140,9 @@ def test_a_pulled_cable_sends_the_initiator_back_through_the_group_ip(lab: Lab) 
     link = subprocess.run(["ip", "-n", f"asim-{lab.name}-san", "link", "show", "p" + port.rsplit(".", 1)[1]],
                           capture_output=True, text=True).stdout  # fmt: skip
     assert "state DOWN" in link, link  # the cable is out: the port's link is down
-    out, _ = io.communicate(timeout=300)
-    assert io.returncode == 0 and "failed" not in out.lower(), out
+    writer.write_until(lambda: len(lab.landings()) > 1)  # it logs in again, then writes through that session
+    status, out = writer.verify_and_quit()
+    assert status == 0 and "failed" not in out.lower(), out
     later = lab.landings()[1:]
     assert later and port not in later, (port, later)  # came back through the group IP to another port
     lab.cli("simulate", "member", "select", member, "eth", eth, "up")

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ import pytest
 sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import iscsi_peer  # noqa: E402
+
+from tests.peers.qemu_writer import PatternWriter  # noqa: E402
 
 TOOLS = ("qemu-io", "iscsi-ls", "iscsi-inq")
 if missing := [tool for tool in TOOLS if shutil.which(tool) is None]:
@@ -44,16 +46,19 @@ def wait_for(predicate: object, what: str, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
-def start_writer(target: iscsi_peer.OurTarget) -> tuple[subprocess.Popen[str], int, str]:
-    """qemu-io writing 240 MiB of patterns and reading them back; once it has logged in: the process,
+def start_writer(target: iscsi_peer.OurTarget) -> tuple[PatternWriter, int, str]:
+    """A qemu-io writer (tests/peers/qemu_writer.py) once it has logged in and written: the writer,
     the sessions logged before it, and the member port it landed on."""
-    commands = [f"write -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
-    commands += [f"read -P 0x{n % 200 + 20:02x} {n * 4}M 4M" for n in range(60)]
-    args = ["qemu-io", "-f", "raw"] + [a for c in commands for a in ("-c", c)] + [target.url()]
     before = len(landings(target))
-    io = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    writer = PatternWriter(target.url(), size_mib=240)
+    writer.write_one()
     wait_for(lambda: len(landings(target)) > before, "qemu-io never logged in")
-    return io, before, landings(target)[-1]
+    return writer, before, landings(target)[-1]
+
+
+def relogged(target: iscsi_peer.OurTarget, before: int) -> Callable[[], bool]:
+    """The writer's session has logged in again (its landings after the first)."""
+    return lambda: len(landings(target)) > before + 1
 
 
 @pytest.fixture
@@ -84,11 +89,12 @@ def test_libiscsi_tools_and_qemu_follow_the_redirect(target: iscsi_peer.OurTarge
 def test_a_port_taken_down_mid_io_sends_the_initiator_back_through_the_group_ip(
     target: iscsi_peer.OurTarget,
 ) -> None:
-    io, before, port = start_writer(target)
+    writer, before, port = start_writer(target)
     member, eth = next((m, e) for m, e, address in _ports(target) if address == port)
     target.cli("simulate", "member", "select", member, "eth", str(eth), "down")
-    out, _ = io.communicate(timeout=300)
-    assert io.returncode == 0 and "failed" not in out.lower(), out
+    writer.write_until(relogged(target, before))
+    status, out = writer.verify_and_quit()
+    assert status == 0 and "failed" not in out.lower(), out
     later = landings(target)[before + 1 :]
     assert later and port not in later, (port, later)  # it came back through the group IP elsewhere
     target.cli("simulate", "member", "select", member, "eth", str(eth), "up")
@@ -97,11 +103,12 @@ def test_a_port_taken_down_mid_io_sends_the_initiator_back_through_the_group_ip(
 def test_a_session_on_a_member_being_vacated_logs_out_and_comes_back_elsewhere(
     target: iscsi_peer.OurTarget,
 ) -> None:
-    io, before, port = start_writer(target)
+    writer, before, port = start_writer(target)
     member = next(m for m, _, address in _ports(target) if address == port)
     target.cli("member", "select", member, "delete")  # its data moves away: the session must follow
-    out, _ = io.communicate(timeout=300)
-    assert io.returncode == 0 and "failed" not in out.lower(), out
+    writer.write_until(relogged(target, before))
+    status, out = writer.verify_and_quit()
+    assert status == 0 and "failed" not in out.lower(), out
     log = target.log.read_text()
     assert f"at {port} to log out and in again: member {member} is no longer a home of its target" in log, log
     later = landings(target)[before + 1 :]
