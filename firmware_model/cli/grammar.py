@@ -11,10 +11,15 @@ and help. From it come parsing (``parse``), ``?`` anywhere on a line (``what_nex
    runs (``run``) or opens a sub-mode (``mode``: ``volume select V`` alone).
 2. Keywords match by any unambiguous prefix (``vol sel v1 sh``), case-insensitively, as on the
    array (``words.match_keyword``). Arguments are converted and checked by their ``convert``.
+   An argument that is one of a few keywords (``enable|disable``, ``choice_arg``) says so in its
+   ``keywords``: ``?`` and completion offer them, and a missing one is an incomplete command
+   (``Incomplete command; expected one of: enable, disable.``), as a missing keyword is.
 3. Parsing runs nothing: it returns the node and its arguments, which the session runs as one
    transaction. Every refusal is a ``CliError`` in the words the CLI always used (``Missing X.``,
    ``Bad command ...; expected one of: ...``, ``Unexpected argument ...``).
 4. ``?`` as a word, or at the end of one (``vol?``), asks what may come there; nothing runs.
+5. Every command is in the tree: there is no node that reads its own words, so ``?``, ``help``,
+   ``tree`` and completion reach every word of every command.
 """
 
 from __future__ import annotations
@@ -25,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from array_sim.naming import shown
 
-from .words import CliError, Words, match_keyword
+from .words import CliError, match_keyword
 
 if TYPE_CHECKING:
     from .session import Session
 
 __all__ = [
     "Arg", "Option", "Node", "Parsed", "Expect", "parse", "what_next", "help_lines", "complete", "usage",
-    "tree_lines", "choice",
+    "tree_lines", "choice", "choice_arg",
 ]  # fmt: skip
 
 #: Run a parsed command: (session, its arguments by name) -> the lines to print.
@@ -55,6 +60,9 @@ class Arg:
     optional: bool = False
     #: Takes every word left on the line (``help volume create``).
     rest: bool = False
+    #: The keywords this argument is one of (rule 2: ``enable``, ``disable``), offered by ``?`` and
+    #: completion; ``convert`` still reads them (``choice_arg`` makes both).
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,13 +88,12 @@ class Node:
     mode: Callable[[Session, dict[str, Any]], str] | None = None
     #: Given to ``run`` as fixed arguments (one handler for ``online`` and ``offline``).
     preset: dict[str, Any] = field(default_factory=dict)
-    #: A command that reads the rest of its line itself (``(session, Words) -> lines``): its words
-    #: are not in the tree, so ``?`` and completion stop at it.
-    raw: Callable[[Session, Words], list[str]] | None = None
+    #: What its children are called when a word is none of them (``Bad fault 'explode'; ...``).
+    children_are: str = "command"
 
     @property
     def can_end(self) -> bool:
-        return self.run is not None or self.mode is not None or self.raw is not None
+        return self.run is not None or self.mode is not None
 
     def child(self, word: str) -> Node:
         return next(c for c in self.children if c.word == word)
@@ -130,6 +137,28 @@ def choice(words: Sequence[str], what: str) -> Callable[[str], str]:
     return convert
 
 
+def choice_arg(
+    name: str, help: str, words: Sequence[str], what: str, then: Callable[[str], Any] = _text
+) -> Arg:
+    """An argument that is one of ``words`` (rule 2), given to ``run`` as ``then(word)``: ``enable`` and
+    ``disable`` as a bool, say. ``what`` names it in a refusal (``Bad <what> 'x'; expected one of: ...``)."""
+    match = choice(words, what)
+    return Arg(name, help, lambda token: then(match(token)), keywords=tuple(words))
+
+
+def _expect_arg(node: Node, arg: Arg, can_end: bool, args: dict[str, Any]) -> Expect:
+    """What ``?`` and completion offer where ``arg`` comes: its keywords if it is one of them."""
+    if arg.keywords:
+        return Expect(node, tuple((word, arg.help) for word in arg.keywords), can_end=can_end, args=args)
+    return Expect(node, arg=arg, can_end=can_end, args=args)
+
+
+def _missing(arg: Arg) -> CliError:
+    if arg.keywords:
+        return CliError(f"Incomplete command; expected one of: {', '.join(arg.keywords)}.")
+    return CliError(f"Missing {arg.help}.")
+
+
 def _keyword(token: str, choices: Sequence[str], what: str) -> str:
     found = match_keyword(token, choices)
     if found is None:
@@ -148,17 +177,12 @@ def _walk(root: Node, tokens: Sequence[str], stop: int | None) -> Parsed:
             raise _Stop(expect)
 
     while True:
-        if node.raw is not None:
-            if (stop is not None and stop >= i) or "?" in tokens[i:]:  # its words are not in the tree
-                raise _Stop(Expect(node, can_end=True, args=args))
-            args["words"] = list(tokens[i:])
-            return Parsed(node, args, i)
         for arg in node.args:
-            at_stop(Expect(node, arg=arg, can_end=arg.optional and node.can_end, args=args))
+            at_stop(_expect_arg(node, arg, arg.optional and node.can_end, args))
             if i >= len(tokens):
                 if arg.optional:
                     break
-                raise CliError(f"Missing {arg.help}.")
+                raise _missing(arg)
             if arg.rest:
                 if stop is not None and stop > i:  # another word of the rest: the same argument again
                     raise _Stop(Expect(node, arg=arg, can_end=node.can_end, args=args))
@@ -179,9 +203,9 @@ def _walk(root: Node, tokens: Sequence[str], stop: int | None) -> Parsed:
                 if option.value is None:
                     args[option.dest] = option.const
                     continue
-                at_stop(Expect(node, arg=option.value, args=args))
+                at_stop(_expect_arg(node, option.value, False, args))
                 if i >= len(tokens):
-                    raise CliError(f"Missing {option.value.help}.")
+                    raise _missing(option.value)
                 args[option.dest] = option.value.convert(tokens[i])
                 i += 1
             return Parsed(node, args, consumed)
@@ -193,7 +217,7 @@ def _walk(root: Node, tokens: Sequence[str], stop: int | None) -> Parsed:
             return Parsed(node, args, consumed)
         if not node.children:
             raise CliError(f"Unexpected argument '{shown(tokens[i])}'.")
-        node = node.child(_keyword(tokens[i], [c.word for c in node.children], "command"))
+        node = node.child(_keyword(tokens[i], [c.word for c in node.children], node.children_are))
         args.update(node.preset)
         i += 1
 
@@ -223,8 +247,6 @@ def help_lines(root: Node, tokens: Sequence[str]) -> list[str]:
     if "?" in tokens:
         tokens = tokens[: tokens.index("?")]
     expect = what_next(root, tokens)
-    if expect.node.raw is not None:
-        return [f"{expect.node.word}: {expect.node.help} (its words are not in the command tree yet; see the README)"]
     lines = [f"{word:<24}{text}" for word, text in expect.keywords if word.lower().startswith(partial)]
     if expect.arg is not None and not partial:
         lines.append(f"{'<' + expect.arg.help + '>':<24}{'optional' if expect.arg.optional else 'required'}")
@@ -248,12 +270,18 @@ def complete(root: Node, session: Session, tokens: Sequence[str], partial: str) 
     return [word for word in offered if word.lower().startswith(partial.lower())]
 
 
+def _form(arg: Arg) -> str:
+    """``<size>``, ``enable|disable`` (a keyword argument), inside ``[...]`` when optional."""
+    text = "|".join(arg.keywords) if arg.keywords else arg.help
+    if arg.rest:
+        return f"[{text}...]"
+    return f"[{text}]" if arg.optional else text if arg.keywords else f"<{text}>"
+
+
 def _signature(node: Node) -> str:
-    parts = [node.word]
-    for arg in node.args:
-        parts.append(f"[{arg.help}...]" if arg.rest else f"[{arg.help}]" if arg.optional else f"<{arg.help}>")
+    parts = [node.word, *(_form(arg) for arg in node.args)]
     for option in node.options:
-        parts.append(f"[{option.word}" + (f" <{option.value.help}>]" if option.value else "]"))
+        parts.append(f"[{option.word}" + (f" {_form(option.value)}]" if option.value else "]"))
     return " ".join(parts)
 
 

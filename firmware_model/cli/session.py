@@ -25,7 +25,7 @@ from array_sim import EngineError, Group, Snapshot, Volume
 
 from .commands import TREE
 from .grammar import complete, help_lines, parse
-from .words import CliError, Words, help_asked, tokenize
+from .words import CliError, help_asked, tokenize
 
 __all__ = ["Session", "Confirm", "Live", "run_command_line", "run_interactive"]
 
@@ -131,8 +131,6 @@ class Session:
         """Read the command from the tree and run it, or enter its sub-mode (``volume select V``)."""
         parsed = parse(TREE, tokens)
         node = parsed.node
-        if node.raw is not None:
-            return node.raw(self, Words(parsed.args["words"]))
         if node.run is not None:
             return node.run(self, parsed.args)
         assert node.mode is not None

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from array_sim.naming import shown
 
-__all__ = ["CliError", "Words", "help_asked", "tokenize"]
+__all__ = ["CliError", "help_asked", "match_keyword", "tokenize"]
 
 
 class CliError(Exception):
@@ -41,49 +41,6 @@ def tokenize(line: str) -> list[str]:
         return list(lexer)
     except ValueError:
         raise CliError("Unbalanced quotation marks in the command.") from None
-
-
-class Words:
-    """A cursor over the tokens of one command."""
-
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self.tokens = list(tokens)
-        self.position = 0
-
-    def at_end(self) -> bool:
-        return self.position >= len(self.tokens)
-
-    def peek(self) -> str | None:
-        return None if self.at_end() else self.tokens[self.position]
-
-    def take(self, what: str) -> str:
-        """The next token, which the command needs as ``what``."""
-        if self.at_end():
-            raise CliError(f"Missing {what}.")
-        self.position += 1
-        return self.tokens[self.position - 1]
-
-    def keyword(self, choices: Sequence[str], what: str = "command") -> str:
-        """The next token as one of ``choices``; any unambiguous prefix will do."""
-        if self.at_end():
-            raise CliError(f"Incomplete command; expected one of: {', '.join(choices)}.")
-        token = self.tokens[self.position]
-        found = match_keyword(token, choices)
-        if found is None:
-            raise CliError(f"Bad {what} '{shown(token)}'; expected one of: {', '.join(choices)}.")
-        self.position += 1
-        return found
-
-    def optional_keyword(self, choices: Sequence[str]) -> str | None:
-        token = self.peek()
-        if token is None or match_keyword(token, choices) is None:
-            return None
-        return self.keyword(choices)
-
-    def end(self) -> None:
-        """Refuse anything left over."""
-        if not self.at_end():
-            raise CliError(f"Unexpected argument '{shown(self.tokens[self.position])}'.")
 
 
 def help_asked(line: str) -> bool:

@@ -12,6 +12,7 @@ from firmware_model.cli.grammar import (
     Node,
     Option,
     choice,
+    choice_arg,
     complete,
     help_lines,
     parse,
@@ -148,7 +149,19 @@ def test_question_marks_and_help_in_a_session(cli: Any) -> None:
     assert cli.values("grpparams show")["Description"] == "why?"
 
 
-def test_a_question_mark_inside_a_noun_that_reads_its_own_words_says_so(cli: Any) -> None:
-    for line in ("volume ?", "volume show ?", "simulate ?"):
-        (said,) = cli.run(line)
-        assert "not in the command tree yet" in said
+def test_keyword_arguments_are_offered_and_a_missing_one_is_an_incomplete_command() -> None:
+    tree = Node("", "root", children=(
+        Node("power", "power", args=(choice_arg("on", "power state", ["on", "off"], "power state",
+                                                lambda word: word == "on"),), run=ran),
+        Node("disk", "disk", children=(Node("fail", "fail", run=ran),), children_are="fault"),
+    ))  # fmt: skip
+    assert parse(tree, ["power", "of"]).args == {"on": False}
+    with pytest.raises(CliError, match=r"^Incomplete command; expected one of: on, off\.$"):
+        parse(tree, ["power"])
+    with pytest.raises(CliError, match=r"^Bad power state 'up'; expected one of: on, off\.$"):
+        parse(tree, ["power", "up"])
+    with pytest.raises(CliError, match=r"^Bad fault 'explode'; expected one of: fail\.$"):
+        parse(tree, ["disk", "explode"])
+    assert complete(tree, None, ["power"], "") == ["on", "off"]  # type: ignore[arg-type]
+    assert [line.split()[0] for line in help_lines(tree, ["power", "?"])] == ["on", "off"]
+    assert tree_lines(tree)[0] == "power on|off"

@@ -1,8 +1,7 @@
 """The Group Manager command tree (``TREE``): one module per top-level noun, each giving its ``NODE``.
 
 ``firmware_model.cli.grammar`` reads the tree: parsing, ``?``, ``help``, ``tree`` and completion all
-come from it. A noun whose module still reads its own words (a ``(session, Words)`` handler) is a
-``raw`` node: it runs, and ``?`` stops at it.
+come from it, for every word of every command (grammar rule 5).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ def _tree(session: Session, args: dict[str, Any]) -> list[str]:
 
 
 TREE = Node("", "Group Manager commands:", children=(
-    Node("volume", "volumes, their snapshots and access records", raw=volume.volume),
+    volume.NODE,
     collection.NODE,
     group.POOL,
     member.NODE,
@@ -44,7 +43,7 @@ TREE = Node("", "Group Manager commands:", children=(
     group.WHOAMI,
     group.LOGOUT,
     group.EXIT,
-    Node("simulate", "what only a simulator does: arrays added, faults, power, cables", raw=simulate.simulate),
+    simulate.NODE,
     Node("help", "help on a command", args=(Arg("words", "command", optional=True, rest=True),), run=_help),
     Node("tree", "every command", run=_tree),
 ))  # fmt: skip

@@ -22,7 +22,7 @@ from array_sim.units import PAGE_SIZE, format_size
 
 from ..formatting import key_values, table, title
 from ..grammar import Arg, Node, Option, choice
-from ..words import CliError, Words
+from ..words import CliError
 from . import volume as volume_commands
 from .chapuser import users_table
 from .member import members_table
@@ -223,10 +223,6 @@ def _summary(session: Session, args: dict[str, Any]) -> list[str]:
     ]
 
 
-def _show_volume(session: Session, words: Words) -> list[str]:
-    return volume_commands.volume(session, Words(["show", *words.tokens[words.position :]]))
-
-
 def _events(session: Session, args: dict[str, Any]) -> list[str]:
     """``show events [last N]``: the event log, newest last.
 
@@ -313,7 +309,9 @@ STTY = Node("stty", "this session's terminal settings", children=(
 
 SHOW = Node("show", "a summary of the group, or a list of volumes, pools, members, CHAP users, events",
             run=_summary, children=(
-    Node("volume", "the volumes, or one", raw=_show_volume),
+    Node("volume", "the volumes, or one with its access records",
+         args=(Arg("volume", "volume name", optional=True, choices=volume_commands.volume_names),),
+         run=volume_commands.show_volumes),
     Node("pool", "the pools", run=lambda session, args: _pool_table(session)),
     Node("member", "the members", run=lambda session, args: members_table(session)),
     Node("chapuser", "the CHAP accounts", run=lambda session, args: users_table(session)),

@@ -1,14 +1,22 @@
-"""Argument parsing shared by the commands: sizes, percentages, on/off switches."""
+"""Argument converters shared by the command trees: sizes, percentages, whole numbers, enable/disable.
+
+Each converter turns one word into a value or refuses it with the ``CliError`` text the CLI has always
+printed (``Invalid size '1XB'; use a number with MB, GB or TB.``); the trees (``grammar.Arg``) call them
+as each word is read, so a refused word is refused before anything runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from array_sim.units import parse_percent, parse_size
 
-from ..words import CliError, Words
+from ..grammar import Arg, choice_arg
+from ..words import CliError
 
 __all__ = [
-    "PERCENT_SETTINGS", "size_argument", "percent_argument", "whole_number_argument", "enable_argument",
-    "on_off_argument", "size_value", "percent_value", "whole_number_value",
+    "PERCENT_SETTINGS", "size_value", "percent_value", "whole_number_value", "percent", "whole_number",
+    "enable_arg",
 ]  # fmt: skip
 
 #: The volume settings given as percentages (``volume create``, ``clone``, ``volume select V ...``):
@@ -20,10 +28,6 @@ PERCENT_SETTINGS = {
     "thin-warn-threshold": "thin_warn",
     "thin-max-grow": "thin_max",
 }
-
-
-def size_argument(words: Words) -> int:
-    return size_value(words.take("size"))
 
 
 def size_value(text: str) -> int:
@@ -47,17 +51,15 @@ def whole_number_value(text: str, what: str, low: int = 0, high: int = 10**18 - 
     return int(text)
 
 
-def percent_argument(words: Words, what: str) -> int:
-    return percent_value(words.take(what), what)
+def percent(what: str) -> Callable[[str], int]:
+    """The converter of the percentage setting ``what`` (``snap-reserve``)."""
+    return lambda text: percent_value(text, what)
 
 
-def whole_number_argument(words: Words, what: str, low: int = 0, high: int = 10**18 - 1) -> int:
-    return whole_number_value(words.take(what), what, low, high)
+def whole_number(what: str) -> Callable[[str], int]:
+    return lambda text: whole_number_value(text, what)
 
 
-def enable_argument(words: Words) -> bool:
-    return words.keyword(["enable", "disable"], "value") == "enable"
-
-
-def on_off_argument(words: Words) -> str:
-    return words.keyword(["on", "off"], "value")
+def enable_arg(name: str) -> Arg:
+    """``enable|disable`` as a bool (``multihost-access enable``, ``thin-provision disable``)."""
+    return choice_arg(name, "enable or disable", ["enable", "disable"], "value", lambda word: word == "enable")

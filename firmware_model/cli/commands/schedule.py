@@ -14,8 +14,7 @@ messages are inferred (research/ps-cli.md 2.4: "UNVERIFIED"). Times are also
 accepted as ``hh:mmAM|PM``, dates as ``MM/DD/YYYY``.
 
 ``schedule_node(owner_of)`` gives the subtree for whatever owns the schedules
-(``owner_of(session, args)``: a volume, a collection); a noun that still reads
-its own words runs it with ``run_words``.
+(``owner_of(session, args)``: a volume, a collection).
 """
 
 from __future__ import annotations
@@ -30,15 +29,15 @@ from array_sim.clock import format_clock_time
 from array_sim.schedule_admin import DEFAULT_MAX_KEEP, MAX_KEEP_MOST, Schedule
 
 from ..formatting import key_values, table, title
-from ..grammar import Arg, Node, Option, choice, parse
-from ..words import CliError, Words
+from ..grammar import Arg, Node, Option, choice
+from ..words import CliError
 
 if TYPE_CHECKING:
     from array_sim import Group
 
     from ..session import Session
 
-__all__ = ["ScheduleOwner", "schedule_node", "volume_owner", "collection_owner", "run_words"]
+__all__ = ["ScheduleOwner", "schedule_node", "volume_owner", "collection_owner"]
 
 _TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})([AaPp][Mm])?")
 _DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y")
@@ -79,14 +78,6 @@ def collection_owner(group: Group, collection: str) -> ScheduleOwner:
         lambda: group.collection_schedules(collection),
         lambda name: group.collection_schedule(collection, name),
     )  # fmt: skip
-
-
-def run_words(session: Session, node: Node, words: Words) -> list[str]:
-    """Run ``node`` (its keyword already read from ``words``) on the rest of ``words``."""
-    parsed = parse(Node("", "", children=(node,)), [node.word, *words.tokens[words.position :]])
-    if parsed.node.run is None:  # pragma: no cover - parse refuses a line that ends where nothing runs
-        raise CliError("Incomplete command.")
-    return parsed.node.run(session, parsed.args)
 
 
 # ---------------------------------------------------------------------- arguments

@@ -8,7 +8,8 @@ list table with names wrapped inside a 15-character column. The snapshot
 reserve of a volume with snapshots cannot drop to 0% or below what they use.
 ``ActualMembers:`` counts the members holding the volume's data and ``Members:`` names them;
 ``volume select V pool P`` moves the volume online, ``Operation:`` showing its progress
-(inferred syntax and fields).
+(inferred syntax and fields). ``volume select V`` alone enters the volume's sub-mode
+(``group-0(volume_V)>``), where the same words follow without the prefix.
 """
 
 from __future__ import annotations
@@ -20,82 +21,52 @@ from array_sim.records import SNAP_DEPLETION_POLICIES
 from array_sim.units import PAGE_SIZE, format_size
 
 from ..formatting import key_values, table, title
-from ..words import Words
-from . import access, schedule, snapshot
-from .clone import clone, creation_lines
-from .options import PERCENT_SETTINGS, enable_argument, percent_argument, size_argument
+from ..grammar import Arg, Node, Option, choice_arg
+from . import access, snapshot
+from .clone import CLONE, creation_lines, percent_options
+from .options import PERCENT_SETTINGS, enable_arg, percent, size_value
+from .schedule import schedule_node, volume_owner
 
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["volume", "volume_details"]
+__all__ = ["NODE", "volume_details", "show_volumes", "volume_names"]
+
+#: ``volume create`` options given to ``create_volume`` as they are (the rest: ``pool``, ``unrestricted``).
+_CREATE_FIELDS = ("thin", "description", "online", "read_only", "alias", "multihost", "snap_depletion",
+                  *PERCENT_SETTINGS.values())  # fmt: skip
 
 
-def volume(session: Session, words: Words) -> list[str]:
-    action = words.keyword(["create", "delete", "rename", "select", "show"])
-    if action == "create":
-        return _create(session, words)
-    if action == "delete":
-        name = words.take("volume name")
-        words.end()
-        session.group.check_delete_volume(name)
-        return session.confirm(f"Do you really want to delete the volume {name}?", lambda: _delete(session, name))
-    if action == "rename":
-        old, new = words.take("volume name"), words.take("new volume name")
-        words.end()
-        session.group.rename_volume(old, new)
-        return []
-    if action == "show":
-        if words.at_end():
-            return _list(session)
-        name = words.take("volume name")
-        words.end()
-        return volume_details(session, session.group.volume(name), with_access=True)
-    return _select(session, words)
-
-
-def _delete(session: Session, name: str) -> list[str]:
-    session.group.delete_volume(name)
-    return ["Volume deletion succeeded."]
-
-
-def _create(session: Session, words: Words) -> list[str]:
-    group = session.group
-    name = words.take("volume name")
-    size = size_argument(words)
-    options: dict[str, Any] = {"pool": "default"}
-    settings: dict[str, Any] = {}
-    unrestricted = False
-    keywords = [
-        "pool", "thin-provision", "description", "online", "offline", "read-write", "read-only",
-        "iscsi-alias", "unrestricted", "multihost-access", "snap-depletion", *PERCENT_SETTINGS,
-    ]  # fmt: skip
-    while not words.at_end():
-        key = words.keyword(keywords, "option")
-        if key == "pool":
-            options["pool"] = words.take("pool name")
-        elif key == "thin-provision":
-            options["thin"] = True
-        elif key == "description":
-            options["description"] = words.take("description")
-        elif key in ("online", "offline"):
-            options["online"] = key == "online"
-        elif key in ("read-write", "read-only"):
-            options["read_only"] = key == "read-only"
-        elif key == "iscsi-alias":
-            settings["alias"] = words.take("iSCSI alias")
-        elif key == "unrestricted":
-            unrestricted = True
-        elif key == "multihost-access":
-            settings["multihost"] = enable_argument(words)
-        elif key == "snap-depletion":
-            settings["snap_depletion"] = words.keyword(SNAP_DEPLETION_POLICIES, "policy")
-        else:
-            settings[PERCENT_SETTINGS[key]] = percent_argument(words, key)
-    new = group.create_volume(name, size, **options, **settings)
-    if unrestricted:
+def _create(session: Session, args: dict[str, Any]) -> list[str]:
+    group, name = session.group, args["volume"]
+    options = {key: args[key] for key in _CREATE_FIELDS if key in args}
+    new = group.create_volume(name, args["size"], pool=args.get("pool", "default"), **options)
+    if args.get("unrestricted"):
         group.create_access(name, ipaddress="*.*.*.*")
     return creation_lines(new)
+
+
+def _ask_delete(session: Session, args: dict[str, Any]) -> list[str]:
+    group, name = session.group, args["volume"]
+    group.check_delete_volume(name)
+
+    def delete() -> list[str]:
+        group.delete_volume(name)
+        return ["Volume deletion succeeded."]
+
+    return session.confirm(f"Do you really want to delete the volume {name}?", delete)
+
+
+def _rename(session: Session, args: dict[str, Any]) -> list[str]:
+    session.group.rename_volume(args["volume"], args["new_name"])
+    return []
+
+
+def show_volumes(session: Session, args: dict[str, Any]) -> list[str]:
+    """``volume show [V]`` and ``show volume [V]``: the list, or one volume with its access records."""
+    if "volume" not in args:
+        return _list(session)
+    return volume_details(session, session.group.volume(args["volume"]), with_access=True)
 
 
 def _list(session: Session) -> list[str]:
@@ -173,76 +144,96 @@ def volume_details(session: Session, vol: Volume, with_access: bool = False) -> 
     return lines
 
 
-def _select(session: Session, words: Words) -> list[str]:
-    group = session.group
-    name = words.take("volume name")
-    vol = group.volume(name)
-    if words.at_end():
-        session.enter_mode(["volume", "select", name], f"volume_{name}")
-        return []
-    keywords = [
-        "show", "offline", "online", "read-only", "read-write", "size", "multihost-access",
-        "description", "clone", "access", "snapshot", "snap-depletion", "thin-provision",
-        "iscsi-alias", "pool", "schedule", *PERCENT_SETTINGS,
-    ]  # fmt: skip
-    action = words.keyword(keywords)
-    if action == "access":
-        return access.access(session, words, vol)
-    if action == "schedule":
-        owner = schedule.volume_owner(group, name)
-        return schedule.run_words(session, schedule.schedule_node(lambda session, args: owner), words)
-    if action == "snapshot":
-        return snapshot.snapshot(session, words, vol)
-    if action == "clone":
-        return clone(session, words, name)
-    if action == "show":
-        if words.optional_keyword(["connections"]):
-            words.end()
-            rows = session.live.connections(vol)
-            return table([("Initiator Address", 17), ("Initiator Name", 60)], rows)
-        words.end()
-        return volume_details(session, vol)
-    return _change(session, words, vol, action)
+def _show(session: Session, args: dict[str, Any]) -> list[str]:
+    vol = session.group.volume(args["volume"])
+    if args.get("connections"):
+        return table([("Initiator Address", 17), ("Initiator Name", 60)], session.live.connections(vol))
+    return volume_details(session, vol)
 
 
-def _change(session: Session, words: Words, vol: Volume, action: str) -> list[str]:
+def _set(session: Session, args: dict[str, Any]) -> list[str]:
     """The ``volume select <v> <setting> ...`` commands: nothing on success, but the snapshot a resize took."""
-    group, name = session.group, vol.name
-    if action in ("offline", "online"):
-        words.end()
-        group.set_volume_online(name, action == "online")
-    elif action == "pool":
-        pool = words.take("pool name")
-        words.end()
-        group.move_volume(name, pool)
-    elif action in ("read-only", "read-write"):
-        words.end()
-        group.set_volume_read_only(name, action == "read-only")
-    elif action == "size":
-        size = size_argument(words)
-        no_snap = words.optional_keyword(["no-snap"]) is not None
-        words.end()
-        taken = group.resize_volume(name, size, snapshot=not no_snap)
+    group, name, setting = session.group, args["volume"], args["setting"]
+    group.volume(name)
+    if setting == "online":
+        group.set_volume_online(name, args["online"])
+    elif setting == "pool":
+        group.move_volume(name, args["pool"])
+    elif setting == "read_only":
+        group.set_volume_read_only(name, args["read_only"])
+    elif setting == "size":
+        taken = group.resize_volume(name, args["size"], snapshot=not args.get("no_snap"))
         if taken is not None:  # the review's A6: a backup admin wants its name (wording inferred)
             return [f"Snapshot {taken.name} was created before the size change."]
-    elif action == "thin-provision":
-        thin = enable_argument(words)
-        words.end()
-        group.set_thin(name, thin)
+    elif setting == "thin":
+        group.set_thin(name, args["thin"])
     else:
-        value: Any
-        if action == "multihost-access":
-            key, value = "multihost", enable_argument(words)
-        elif action == "description":
-            key, value = "description", words.take("description")
-        elif action == "iscsi-alias":
-            key, value = "alias", words.take("iSCSI alias")
-        elif action == "snap-depletion":
-            key, value = "snap_depletion", words.keyword(SNAP_DEPLETION_POLICIES, "policy")
-        else:
-            key, value = PERCENT_SETTINGS[action], percent_argument(words, action)
-        words.end()
-        if key == "snap_reserve":
-            group.check_snapshot_reserve(name, value)
-        group.configure_volume(name, **{key: value})
+        if setting == "snap_reserve":
+            group.check_snapshot_reserve(name, args[setting])
+        group.configure_volume(name, **{setting: args[setting]})
     return []
+
+
+def _mode(session: Session, args: dict[str, Any]) -> str:
+    session.group.volume(args["volume"])
+    return f"volume_{args['volume']}"
+
+
+def volume_names(session: Session, args: dict[str, Any]) -> list[str]:
+    return [v.name for v in session.group.volume_list()]
+
+
+def _pool_names(session: Session, args: dict[str, Any]) -> list[str]:
+    return list(session.group.pools.values())
+
+
+def _setting(word: str, help: str, value: Arg) -> Node:
+    """``volume select V <word> <value>``: the value is given to ``_set`` as ``args[value.name]``."""
+    return Node(word, help, args=(value,), run=_set, preset={"setting": value.name})
+
+
+_VOLUME = Arg("volume", "volume name", choices=volume_names)
+_POLICY = choice_arg("snap_depletion", "policy", SNAP_DEPLETION_POLICIES, "policy")
+
+NODE = Node("volume", "volumes, their snapshots, access records and schedules", children=(
+    Node("create", "create a volume", args=(Arg("volume", "volume name"), Arg("size", "size", size_value)), options=(
+        Option("pool", "the pool it is in (default: default)", "pool", Arg("pool", "pool name", choices=_pool_names)),
+        Option("thin-provision", "allocate its space as it is written", "thin"),
+        Option("description", "its description", "description", Arg("description", "description")),
+        Option("online", "online (the default)", "online", const=True),
+        Option("offline", "offline", "online", const=False),
+        Option("read-write", "writable (the default)", "read_only", const=False),
+        Option("read-only", "read-only", "read_only", const=True),
+        Option("iscsi-alias", "its iSCSI alias", "alias", Arg("alias", "iSCSI alias")),
+        Option("unrestricted", "an access record for any initiator", "unrestricted"),
+        Option("multihost-access", "may several initiators be logged in at once", "multihost", enable_arg("multihost")),
+        Option("snap-depletion", "what happens when the snapshot reserve is used up", "snap_depletion", _POLICY),
+        *percent_options(),
+    ), run=_create),
+    Node("delete", "delete an offline volume and its snapshots", args=(_VOLUME,), run=_ask_delete),
+    Node("rename", "rename a volume", args=(_VOLUME, Arg("new_name", "new volume name")), run=_rename),
+    Node("select", "work on a volume", args=(_VOLUME,), mode=_mode, children=(
+        Node("show", "show it, or the initiators connected to it",
+             options=(Option("connections", "the initiators connected to it", "connections"),), run=_show),
+        Node("offline", "set it offline", run=_set, preset={"setting": "online", "online": False}),
+        Node("online", "set it online", run=_set, preset={"setting": "online", "online": True}),
+        Node("read-only", "make it read-only", run=_set, preset={"setting": "read_only", "read_only": True}),
+        Node("read-write", "make it writable", run=_set, preset={"setting": "read_only", "read_only": False}),
+        Node("size", "resize it (a snapshot is taken first, unless no-snap)", args=(Arg("size", "size", size_value),),
+             options=(Option("no-snap", "take no snapshot first", "no_snap"),), run=_set, preset={"setting": "size"}),
+        _setting("multihost-access", "may several initiators be logged in at once", enable_arg("multihost")),
+        _setting("description", "set its description", Arg("description", "description")),
+        CLONE,
+        access.NODE,
+        snapshot.NODE,
+        _setting("snap-depletion", "what happens when the snapshot reserve is used up", _POLICY),
+        _setting("thin-provision", "thin or fully allocated", enable_arg("thin")),
+        _setting("iscsi-alias", "set its iSCSI alias", Arg("alias", "iSCSI alias")),
+        _setting("pool", "move it, online, to another pool", Arg("pool", "pool name", choices=_pool_names)),
+        schedule_node(lambda session, args: volume_owner(session.group, args["volume"])),
+        *(_setting(word, f"set its {word} (N%)", Arg(field, word, percent(word)))
+          for word, field in PERCENT_SETTINGS.items()),
+    )),
+    Node("show", "list the volumes, or show one with its access records",
+         args=(Arg("volume", "volume name", optional=True, choices=volume_names),), run=show_volumes),
+))  # fmt: skip
