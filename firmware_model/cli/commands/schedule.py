@@ -6,6 +6,8 @@
     schedule show [NAME]
     schedule delete NAME
     schedule select NAME show | enable | disable | delete
+    schedule select NAME start-time HH:MM | start-date D | end-date D | end-time HH:MM
+        | repeat-interval N{mins|hours} | frequency N{days} | max-keep N     (schedule_change.py)
 
 Public sources show the array's schedules (once, hourly, daily, a repeat
 interval of 5 minutes to 12 hours, a number of snapshots to keep: Dell BP1027
@@ -29,8 +31,9 @@ from array_sim.clock import format_clock_time
 from array_sim.schedule_admin import DEFAULT_MAX_KEEP, MAX_KEEP_MOST, Schedule
 
 from ..formatting import key_values, table, title
-from ..grammar import Arg, Node, Option, choice
+from ..grammar import Arg, Node, Option, choice_arg
 from ..words import CliError
+from .schedule_change import TIME_SETTINGS, change_schedule
 
 if TYPE_CHECKING:
     from array_sim import Group
@@ -194,6 +197,21 @@ def _details(session: Session, owner: ScheduleOwner, found: Schedule) -> list[st
 
 # --------------------------------------------------------------------------- tree
 
+#: The settings ``create`` takes as options and ``select S`` changes: (keyword, help, argument).
+_SETTINGS = (
+    ("start-time", "the first run's time of day", Arg("start_time", "start time (HH:MM)", _time_of_day("start-time"))),
+    ("start-date", "the first run's day (default today)",
+     Arg("start_date", "start date (YYYY-MM-DD)", _date("start-date"))),
+    ("end-date", "the last day with runs", Arg("end_date", "end date (YYYY-MM-DD)", _date("end-date"))),
+    ("end-time", "daily: the last run's time of day when repeating",
+     Arg("end_time", "end time (HH:MM)", _time_of_day("end-time"))),
+    ("repeat-interval", "between runs, 5mins to 12hours (hourly: default 1hours)",
+     Arg("repeat", "interval (30mins, 2hours)", _interval)),
+    ("frequency", "daily: every N days (default 1days)", Arg("every_days", "frequency (Ndays)", _days)),
+    ("max-keep", f"snapshots kept, 1 to {MAX_KEEP_MOST} (default {DEFAULT_MAX_KEEP})",
+     Arg("max_keep", "number of snapshots", _max_keep)),
+)  # fmt: skip
+
 
 def schedule_node(owner_of: OwnerOf) -> Node:
     """The ``schedule`` subtree for the schedules of ``owner_of(session, args)``."""
@@ -213,6 +231,11 @@ def schedule_node(owner_of: OwnerOf) -> Node:
         if "schedule" not in args:
             return _table(session, owner)
         return _details(session, owner, owner.find(args["schedule"]))
+
+    def change(session: Session, args: dict[str, Any]) -> list[str]:
+        found = owner_of(session, args).find(args["schedule"])
+        change_schedule(session.group, found, **{key: args[key] for key in (*TIME_SETTINGS, "max_keep") if key in args})
+        return []
 
     def switch(session: Session, args: dict[str, Any]) -> list[str]:
         session.group.set_schedule_enabled(owner_of(session, args).find(args["schedule"]), args["enabled"])
@@ -234,21 +257,8 @@ def schedule_node(owner_of: OwnerOf) -> Node:
     return Node("schedule", "snapshot schedules", children=(
         Node("create", "create a snapshot schedule", args=(Arg("schedule", "schedule name"),), options=(
             Option("type", "once, hourly or daily", "kind",
-                   Arg("kind", "schedule type", choice(["once", "hourly", "daily"], "schedule type"))),
-            Option("start-time", "the first run's time of day", "start_time",
-                   Arg("start_time", "start time (HH:MM)", _time_of_day("start-time"))),
-            Option("start-date", "the first run's day (default today)", "start_date",
-                   Arg("start_date", "start date (YYYY-MM-DD)", _date("start-date"))),
-            Option("end-date", "the last day with runs", "end_date",
-                   Arg("end_date", "end date (YYYY-MM-DD)", _date("end-date"))),
-            Option("end-time", "daily: the last run's time of day when repeating", "end_time",
-                   Arg("end_time", "end time (HH:MM)", _time_of_day("end-time"))),
-            Option("repeat-interval", "between runs, 5mins to 12hours (hourly: default 1hours)", "repeat",
-                   Arg("repeat", "interval (30mins, 2hours)", _interval)),
-            Option("frequency", "daily: every N days (default 1days)", "every_days",
-                   Arg("every_days", "frequency (Ndays)", _days)),
-            Option("max-keep", f"snapshots kept, 1 to {MAX_KEEP_MOST} (default {DEFAULT_MAX_KEEP})", "max_keep",
-                   Arg("max_keep", "number of snapshots", _max_keep)),
+                   choice_arg("kind", "schedule type", ["once", "hourly", "daily"], "schedule type")),
+            *(Option(word, help, arg.name, arg) for word, help, arg in _SETTINGS),
             Option("enable", "runs (the default)", "enabled", const=True),
             Option("disable", "does not run until enabled", "enabled", const=False),
         ), run=create),
@@ -258,6 +268,7 @@ def schedule_node(owner_of: OwnerOf) -> Node:
             Node("enable", "let it run (from its next run after now)", run=switch, preset={"enabled": True}),
             Node("disable", "stop it running", run=switch, preset={"enabled": False}),
             Node("delete", "delete it (its snapshots stay)", run=ask_delete),
+            *(Node(word, f"change it: {help}", args=(arg,), run=change) for word, help, arg in _SETTINGS),
         )),
         Node("show", "list the schedules, or show one", args=(Arg("schedule", "schedule name", optional=True,
                                                                   choices=names),), run=show),
