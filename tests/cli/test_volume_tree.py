@@ -50,7 +50,8 @@ def test_question_marks_deeper_in_volume(vol: Any) -> None:
     assert "apply-to" in words(vol.run("volume select vol1 access create ?"))
     assert words(vol.run("volume select vol1 multihost-access ?")) == ["enable", "disable"]
     assert words(vol.run("volume select vol1 size 2GB ?")) == ["no-snap", "<cr>"]
-    assert words(vol.run("volume select vol1 snapshot select a1 clone c1 ?"))[:3] == ["description", "online", "offline"]
+    clone_options = words(vol.run("volume select vol1 snapshot select a1 clone c1 ?"))
+    assert clone_options[:3] == ["description", "online", "offline"]
     assert words(vol.run("volume select vol1 schedule select nightly ?"))[:3] == ["show", "enable", "disable"]
     assert words(vol.run("volume create v9 1GB snap-depletion ?")) == ["delete-oldest", "volume-offline", "borrow"]
     assert words(vol.run("show volume ?")) == ["<volume", "<cr>"]

@@ -197,18 +197,19 @@ def _details(session: Session, owner: ScheduleOwner, found: Schedule) -> list[st
 
 # --------------------------------------------------------------------------- tree
 
-#: The settings ``create`` takes as options and ``select S`` changes: (keyword, help, argument).
+#: The settings ``create`` takes as options and ``select S`` changes: (keyword, help, its default
+#: when created without it, argument).
 _SETTINGS = (
-    ("start-time", "the first run's time of day", Arg("start_time", "start time (HH:MM)", _time_of_day("start-time"))),
-    ("start-date", "the first run's day (default today)",
-     Arg("start_date", "start date (YYYY-MM-DD)", _date("start-date"))),
-    ("end-date", "the last day with runs", Arg("end_date", "end date (YYYY-MM-DD)", _date("end-date"))),
-    ("end-time", "daily: the last run's time of day when repeating",
+    ("start-time", "the first run's time of day", "",
+     Arg("start_time", "start time (HH:MM)", _time_of_day("start-time"))),
+    ("start-date", "the first run's day", "today", Arg("start_date", "start date (YYYY-MM-DD)", _date("start-date"))),
+    ("end-date", "the last day with runs", "", Arg("end_date", "end date (YYYY-MM-DD)", _date("end-date"))),
+    ("end-time", "daily: the last run's time of day when repeating", "",
      Arg("end_time", "end time (HH:MM)", _time_of_day("end-time"))),
-    ("repeat-interval", "between runs, 5mins to 12hours (hourly: default 1hours)",
+    ("repeat-interval", "between runs, 5mins to 12hours", "hourly: 1hours",
      Arg("repeat", "interval (30mins, 2hours)", _interval)),
-    ("frequency", "daily: every N days (default 1days)", Arg("every_days", "frequency (Ndays)", _days)),
-    ("max-keep", f"snapshots kept, 1 to {MAX_KEEP_MOST} (default {DEFAULT_MAX_KEEP})",
+    ("frequency", "daily: every N days", "1days", Arg("every_days", "frequency (Ndays)", _days)),
+    ("max-keep", f"snapshots kept, 1 to {MAX_KEEP_MOST}", str(DEFAULT_MAX_KEEP),
      Arg("max_keep", "number of snapshots", _max_keep)),
 )  # fmt: skip
 
@@ -234,7 +235,8 @@ def schedule_node(owner_of: OwnerOf) -> Node:
 
     def change(session: Session, args: dict[str, Any]) -> list[str]:
         found = owner_of(session, args).find(args["schedule"])
-        change_schedule(session.group, found, **{key: args[key] for key in (*TIME_SETTINGS, "max_keep") if key in args})
+        changes = {key: args[key] for key in (*TIME_SETTINGS, "max_keep") if key in args}
+        change_schedule(session.group, found, **changes)
         return []
 
     def switch(session: Session, args: dict[str, Any]) -> list[str]:
@@ -258,7 +260,8 @@ def schedule_node(owner_of: OwnerOf) -> Node:
         Node("create", "create a snapshot schedule", args=(Arg("schedule", "schedule name"),), options=(
             Option("type", "once, hourly or daily", "kind",
                    choice_arg("kind", "schedule type", ["once", "hourly", "daily"], "schedule type")),
-            *(Option(word, help, arg.name, arg) for word, help, arg in _SETTINGS),
+            *(Option(word, f"{help} (default {default})" if default else help, arg.name, arg)
+              for word, help, default, arg in _SETTINGS),
             Option("enable", "runs (the default)", "enabled", const=True),
             Option("disable", "does not run until enabled", "enabled", const=False),
         ), run=create),
@@ -268,7 +271,7 @@ def schedule_node(owner_of: OwnerOf) -> Node:
             Node("enable", "let it run (from its next run after now)", run=switch, preset={"enabled": True}),
             Node("disable", "stop it running", run=switch, preset={"enabled": False}),
             Node("delete", "delete it (its snapshots stay)", run=ask_delete),
-            *(Node(word, f"change it: {help}", args=(arg,), run=change) for word, help, arg in _SETTINGS),
+            *(Node(word, f"change it: {help}", args=(arg,), run=change) for word, help, _, arg in _SETTINGS),
         )),
         Node("show", "list the schedules, or show one", args=(Arg("schedule", "schedule name", optional=True,
                                                                   choices=names),), run=show),
