@@ -5,8 +5,8 @@ A ``Group`` reads the time only through the callable it was given
 event times and schedules all follow it. ``SimulatedClock`` stands still
 until it is moved (``simulate clock advance|set``), so every time the group
 records is the one the test chose. Moving it forward runs the schedules
-through every instant in between (``schedule_admin``); where the simulated
-time is kept across a restart is the group's business (``schedule_admin``:
+through every instant in between (``schedule_runner``); where the simulated
+time is kept across a restart is the group's business (``schedule_runner``:
 in the catalog).
 
 This module also reads the times and durations people type:

@@ -41,6 +41,7 @@ from .pool import DEFAULT_POOL, Placement, pool_named
 from .pool_admin import PoolAdmin
 from .records import Snapshot, Volume, load_rows, update_row
 from .schedule_admin import ScheduleAdmin
+from .schedule_runner import ScheduleRunner
 from .snapshot_admin import SnapshotAdmin
 from .space import SpaceAccounting, percent_of
 from .spreads import Spreads
@@ -80,7 +81,7 @@ def _merge(current: dict[int, R], rows: list[R]) -> dict[int, R]:
 
 class Group(
     VolumeAdmin, SnapshotAdmin, AccessAdmin, PoolAdmin, MemberStates, DataMoves, CapacityBalancer, ScheduleAdmin,
-    CollectionAdmin,
+    ScheduleRunner, CollectionAdmin,
 ):
     """An open PS Series group. Only one process may have a group open at a time."""
 
@@ -264,7 +265,7 @@ class Group(
     def background_step(self, budget: int = 1 << 20) -> bool:
         """One slice of long work (RAID reconstruction and verification, data moves); True while any remains.
 
-        Also the schedules' runner: every snapshot due by now is taken first (``schedule_admin``)."""
+        Also the schedules' runner: every snapshot due by now is taken first (``schedule_runner``)."""
         self.run_schedules()
         raid = self.member_admin.background_step(budget)
         return self.moves_step(budget) or raid

@@ -10,6 +10,9 @@ Two ways in, both real interfaces:
 
 Helpers are handed out as fixtures because pytest runs with
 ``--import-mode=importlib`` (test modules cannot import each other).
+
+A module marked ``simulated_clock`` (``pytestmark = pytest.mark.simulated_clock``: the schedule
+tests) gets its ``group`` on a ``SimulatedClock`` at ``CLOCK_START``, with one file member.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from array_sim import Group
-from array_sim.member_admin import DEFAULT_RAID_POLICY
+from array_sim.clock import SimulatedClock
+from array_sim.member_admin import DEFAULT_RAID_POLICY, FILE_LAYOUT
 from array_sim.units import GiB
 from firmware_model.cli.session import Session
 
@@ -34,6 +39,18 @@ ARRAY_SIM = Path(sys.executable).parent / "array-sim"
 ERROR_PREFIX = "% Error - "
 #: Any prompt the CLI prints: ``group-0> `` or ``group-0(volume_v1)> ``.
 PROMPT_RE = re.compile(r"[A-Za-z0-9-]+(?:\([^)\n]*\))?> ")
+#: Where the clock of a ``simulated_clock`` module's ``group`` starts.
+CLOCK_START = datetime(2026, 1, 5, 10, 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "simulated_clock: the group fixture runs on a simulated clock at CLOCK_START, on one file member"
+    )
+
+
+def _simulated(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("simulated_clock") is not None
 
 
 def is_error(lines: list[str]) -> bool:
@@ -136,18 +153,21 @@ def group_state(group: Group, account: str = "grpadmin") -> dict[str, object]:
 
 
 @pytest.fixture
-def raid_policy() -> str:
-    """The RAID policy of the ``group`` fixture's member: the default (RAID 6 over 12 disks).
+def raid_policy(request: pytest.FixtureRequest) -> str:
+    """The RAID policy of the ``group`` fixture's member: the default (RAID 6 over 12 disks), ``"file"``
+    (one sparse file) in a ``simulated_clock`` module.
 
-    A module that tests no RAID overrides this fixture with ``"file"`` (one sparse file).
+    Another module that tests no RAID overrides this fixture with ``"file"``.
     """
-    return DEFAULT_RAID_POLICY
+    return FILE_LAYOUT if _simulated(request) else DEFAULT_RAID_POLICY
 
 
 @pytest.fixture
-def group(tmp_path: Path, raid_policy: str) -> Iterator[Group]:
-    """A fresh group: pool ``default`` with one 10GB member (of ``raid_policy``), group IP 10.1.2.3."""
-    g = Group.init(tmp_path / "g", member_size=10 * GiB, group_ip="10.1.2.3", raid_policy=raid_policy)
+def group(tmp_path: Path, raid_policy: str, request: pytest.FixtureRequest) -> Iterator[Group]:
+    """A fresh group: pool ``default`` with one 10GB member (of ``raid_policy``), group IP 10.1.2.3; on real
+    time, or on a simulated clock at ``CLOCK_START`` in a ``simulated_clock`` module."""
+    clock = SimulatedClock(CLOCK_START) if _simulated(request) else datetime.now
+    g = Group.init(tmp_path / "g", member_size=10 * GiB, group_ip="10.1.2.3", clock=clock, raid_policy=raid_policy)
     try:
         yield g
     finally:
@@ -172,6 +192,13 @@ def make_cli(group: Group) -> Callable[..., Cli]:
 def cli(make_cli: Callable[..., Cli]) -> Cli:
     """A script-style session (confirmation and formatoutput off) of grpadmin."""
     return make_cli()
+
+
+@pytest.fixture
+def vol(cli: Cli) -> Cli:
+    """``cli`` with a volume ``v1`` of 1GB (a module may define its own ``vol``)."""
+    cli.ok("volume create v1 1GB")
+    return cli
 
 
 @dataclass

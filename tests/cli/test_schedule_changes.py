@@ -1,35 +1,17 @@
 """``schedule select S <setting> <value>``: a schedule changed after its creation, for a volume and a
 collection, through the sans-IO session on a simulated clock, and once through the ``array-sim cli``
-console command (firmware_model/cli/commands/schedule_change.py)."""
+console command (the parsing: firmware_model/cli/commands/schedule.py; the change:
+array_sim/schedule_admin.py ``change_schedule``). The conftest's ``group`` is on a simulated clock at
+2026-01-05 10:00 (``simulated_clock``), ``vol`` has a volume ``v1``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from array_sim import Group
-from array_sim.clock import SimulatedClock
-from array_sim.member_admin import FILE_LAYOUT
-from array_sim.units import GiB
-
-START = datetime(2026, 1, 5, 10, 0)
-
-
-@pytest.fixture
-def group(tmp_path: Path) -> Iterator[Group]:
-    """The conftest's ``group``, on a simulated clock at ``START`` (``make_cli`` and ``cli`` use it)."""
-    with Group.init(tmp_path / "g", member_size=10 * GiB, raid_policy=FILE_LAYOUT, clock=SimulatedClock(START)) as g:
-        yield g
-
-
-@pytest.fixture
-def vol(cli: Any) -> Any:
-    cli.ok("volume create v1 1GB")
-    return cli
+pytestmark = pytest.mark.simulated_clock
 
 
 def snapshot_times(cli: Any, volume: str = "v1") -> list[str]:

@@ -1,5 +1,6 @@
 """``volume select V schedule ...`` and ``simulate clock ...`` through the sans-IO session, and once through a
-real ``array-sim serve --clock simulated`` process driven over its control socket."""
+real ``array-sim serve --clock simulated`` process driven over its control socket. The conftest's ``group`` is
+on a simulated clock at 2026-01-05 10:00 (``simulated_clock``), ``vol`` has a volume ``v1``."""
 
 from __future__ import annotations
 
@@ -8,35 +9,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from array_sim import Group
-from array_sim.clock import SimulatedClock
 from array_sim.member_admin import FILE_LAYOUT
 from array_sim.units import GiB
 from firmware_model.control import RemoteSession
 
 ARRAY_SIM = str(Path(sys.executable).parent / "array-sim")
-START = datetime(2026, 1, 5, 10, 0)
 LIST_HEADER = "Name            Type   NextRun          MaxKeep Snapshots Status"
 
-
-@pytest.fixture
-def group(tmp_path: Path) -> Iterator[Group]:
-    """The conftest's ``group``, on a simulated clock at ``START`` (``make_cli`` and ``cli`` use it)."""
-    with Group.init(tmp_path / "g", member_size=10 * GiB, raid_policy=FILE_LAYOUT, clock=SimulatedClock(START)) as g:
-        yield g
-
-
-@pytest.fixture
-def vol(cli: Any) -> Any:
-    cli.ok("volume create v1 1GB")
-    return cli
+pytestmark = pytest.mark.simulated_clock
 
 
 def snapshot_names(cli: Any, volume: str = "v1") -> list[str]:

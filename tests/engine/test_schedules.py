@@ -1,4 +1,4 @@
-"""The schedules' runner and the simulated clock (``array_sim.schedule_admin``): max-keep, catch-up after
+"""The schedules' runner and the simulated clock (``array_sim.schedule_runner``): max-keep, catch-up after
 downtime, disabled schedules, a daily window's end time, once, and the clock kept across a restart."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 from array_sim import AlreadyExists, Group, InvalidRequest, NotFound
 from array_sim.clock import SimulatedClock
 from array_sim.migrations import MIGRATIONS
-from array_sim.schedule_admin import MAX_STEPPED_RUNS, SCHEDULES_MOST
+from array_sim.schedule_admin import SCHEDULES_MOST
+from array_sim.schedule_runner import MAX_STEPPED_RUNS
 from array_sim.units import GiB, MiB
 
 START = datetime(2026, 1, 5, 10, 0)
@@ -202,6 +203,22 @@ def test_schedule_requests_are_checked(group: Group) -> None:
         group.create_schedule("v1", f"s{n}", "daily", time(10, 0))
     with pytest.raises(InvalidRequest, match="already has 64 schedules"):
         group.create_schedule("v1", "one-too-many", "daily", time(10, 0))
+
+
+def test_a_refused_change_raises_invalid_request_and_leaves_the_row(group: Group) -> None:
+    """``change_schedule``'s own checks (the CLI's parser refuses a bad max-keep before it is called)."""
+    group.create_schedule("v1", "o", "once", time(18, 0))
+    before = group.schedule("v1", "o")
+    for bad, match in (({"start_date": date(2026, 1, 4)}, "Schedule o would never run"),
+                       ({"max_keep": 0}, "max-keep"), ({"max_keep": 513}, "max-keep"),
+                       ({"start_time": time(19, 0), "max_keep": 0}, "max-keep"),
+                       ({"repeat": HOUR}, "once schedule does not take repeat-interval")):  # fmt: skip
+        with pytest.raises(InvalidRequest, match=match):
+            group.change_schedule(before, **bad)  # type: ignore[arg-type]
+        assert group.schedule("v1", "o") == before
+    group.change_schedule(before, start_time=time(19, 0), max_keep=3)
+    after = group.schedule("v1", "o")
+    assert (after.start, after.max_keep, after.next_run) == ("2026-01-05T19:00:00", 3, "2026-01-05T19:00:00")
 
 
 # ----------------------------------------------------------------------------------- the clock

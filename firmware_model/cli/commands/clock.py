@@ -5,7 +5,7 @@
     simulate clock set YYYY-MM-DD HH:MM[:SS]
 
 Moving the clock forward runs the snapshot schedules through every run in
-between, each at its own time (``array_sim.schedule_admin`` rule 4), before the
+between, each at its own time (``array_sim.schedule_runner`` rule 3), before the
 command answers. On real time (the default) only ``show`` works. ``NODE`` is
 the ``clock`` subtree of ``simulate``.
 """

@@ -7,13 +7,16 @@
     schedule delete NAME
     schedule select NAME show | enable | disable | delete
     schedule select NAME start-time HH:MM | start-date D | end-date D | end-time HH:MM
-        | repeat-interval N{mins|hours} | frequency N{days} | max-keep N     (schedule_change.py)
+        | repeat-interval N{mins|hours} | frequency N{days} | max-keep N
 
 Public sources show the array's schedules (once, hourly, daily, a repeat
 interval of 5 minutes to 12 hours, a number of snapshots to keep: Dell BP1027
 3.9) but not their CLI syntax: the keywords above, the output layout and the
 messages are inferred (research/ps-cli.md 2.4: "UNVERIFIED"). Times are also
 accepted as ``hh:mmAM|PM``, dates as ``MM/DD/YYYY``.
+
+A change after creation is ``Group.change_schedule`` (``array_sim.schedule_admin`` rules 2 and 3:
+what it checks, and that the schedule goes on from its next run after now); this module only parses it.
 
 ``schedule_node(owner_of)`` gives the subtree for whatever owns the schedules
 (``owner_of(session, args)``: a volume, a collection).
@@ -33,7 +36,6 @@ from array_sim.schedule_admin import DEFAULT_MAX_KEEP, MAX_KEEP_MOST, Schedule
 from ..formatting import key_values, table, title
 from ..grammar import Arg, Node, Option, choice_arg
 from ..words import CliError
-from .schedule_change import TIME_SETTINGS, change_schedule
 
 if TYPE_CHECKING:
     from array_sim import Group
@@ -235,8 +237,8 @@ def schedule_node(owner_of: OwnerOf) -> Node:
 
     def change(session: Session, args: dict[str, Any]) -> list[str]:
         found = owner_of(session, args).find(args["schedule"])
-        changes = {key: args[key] for key in (*TIME_SETTINGS, "max_keep") if key in args}
-        change_schedule(session.group, found, **changes)
+        changes = {arg.name: args[arg.name] for *_, arg in _SETTINGS if arg.name in args}
+        session.group.change_schedule(found, **changes)
         return []
 
     def switch(session: Session, args: dict[str, Any]) -> list[str]:
