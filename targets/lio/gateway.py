@@ -14,6 +14,9 @@ Rules of this module (research/lio.md 1 rules 1, 2, 4, 9; research/next-capabili
    ACLs, CHAP, attributes and size follow the plan. A size change is written to ``dev_size``,
    which the kernel accepts only while a socket listens on TCM-USER netlink (``targets.tcmu``).
 4. A resize or an ACL change never recreates an export. Nothing here runs SCSI.
+5. Discovery answers as the group's does: a SendTargets lists a target only to an initiator its
+   access records let in (``demo_mode_discovery`` off unless a record admits anyone; LIO's default
+   lists every target to everybody).
 """
 
 from __future__ import annotations
@@ -132,6 +135,8 @@ class LioGateway:
         tpg.chap_userid, tpg.chap_password = demo_user, demo_secret
         tpg.set_attribute("generate_node_acls", "1" if export.any_initiator else "0")
         tpg.set_attribute("cache_dynamic_acls", "1" if export.any_initiator else "0")
+        # Rule 5: SendTargets names the target only to initiators with a node ACL (demo mode: to all).
+        tpg.set_attribute("demo_mode_discovery", "1" if export.any_initiator else "0")
         tpg.set_attribute("demo_mode_write_protect", "1" if export.write_protect else "0")
         tpg.set_attribute("authentication", "1" if export.authentication else "0")
         tpg.enable = True
@@ -143,7 +148,9 @@ class LioGateway:
     def connections(self, iqn: str) -> list[tuple[str, str]]:
         """(initiator address, initiator name) of each connection logged in to our target ``iqn``, from
         the kernel's session reports: a node ACL's ``info``, and for initiators let in without one
-        (``generate_node_acls``) the TPG's ``dynamic_sessions``, which names them but not their address."""
+        (``generate_node_acls``) the TPG's ``dynamic_sessions``, which names them but not their address.
+        A node ACL's ``info`` reports one session, the latest: an initiator logged in over two paths
+        shows once (the kernel counts both in ``fabric_statistics/iscsi_instance/sessions``)."""
         found: list[tuple[str, str]] = []
         for target in self.iscsi.targets:
             if target.wwn != iqn:
