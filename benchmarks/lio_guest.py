@@ -25,7 +25,7 @@ the guest's CPU per I/O comes from /proc/stat over the same window. Median (min-
 repetitions (3; 1 with ``--quick``); within a workload the three targets run in turn, in reverse order
 every other repetition; ratios are taken per repetition, then their median. Under software emulation
 absolute figures are an emulated machine's, whose speed moves about 2x with the host's load: only
-ratios within one run mean anything. A benchmark prints and never asserts a timing. ``--quick`` (64MB,
+ratios within one run mean anything. A benchmark prints and never asserts a timing. ``--quick`` (30MB,
 one repetition of 1 s) is what ``tests/benchmarks/test_lio_guest_bench.py`` runs; its figures mean
 nothing. Needs what the guest needs (root, qemu, a Debian 12 host; ``tests/lio/guest.py``).
 """
@@ -298,15 +298,15 @@ def report(results: dict[Workload, dict[str, list[Sample]]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 64MB volumes, 1 repetition of 1 s")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 30MB volumes, 1 repetition of 1 s")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3, 1 with --quick)")
     parser.add_argument("--seconds", type=int, default=None, help="seconds measured a run (default 3, 1 with --quick)")
-    parser.add_argument("--size", default=None, help="volume size in MB (default 256MB, 64MB with --quick)")
+    parser.add_argument("--size", default=None, help="volume size in MB (default 256MB, 30MB with --quick)")
     parser.add_argument("--logs", type=Path, default=None, help="keep the guest's logs here (default: dropped)")
     args = parser.parse_args(argv)
     args.reps = args.reps or (1 if args.quick else 3)
     args.seconds = args.seconds or (1 if args.quick else 3)
-    size = args.size or ("64MB" if args.quick else "256MB")
+    size = args.size or ("30MB" if args.quick else "256MB")
     if not (match := re.fullmatch(r"(\d+)MB", size)):
         parser.error(f"--size {size}: give it in MB, as 256MB")
     args.size_mib = int(match.group(1))

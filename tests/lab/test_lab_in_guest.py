@@ -140,7 +140,7 @@ def test_init1_logs_in_over_both_paths_to_one_multipath_device(storage: Guest) -
     assert "EQLOGIC,100E-00" in paths and paths.count("active ready") == 2, paths
     assert ok(storage, "ls /dev/mapper").split().count("mpatha") == 1
     ok(storage, "mkfs.ext4 -q /dev/mapper/mpatha && mkdir -p /mnt/vol1 && mount /dev/mapper/mpatha /mnt/vol1"
-                " && cp -a /etc /mnt/vol1/ && head -c 8M /dev/urandom >/mnt/vol1/data"
+                " && cp -a /etc/iscsi /mnt/vol1/ && head -c 2M /dev/urandom >/mnt/vol1/data"
                 " && (cd /mnt/vol1 && sha256sum data >/var/tmp/data.sum) && sync", timeout=900)  # fmt: skip
     connections = cli(storage, "volume", "select", "vol1", "show", "connections")
     # LIO's node ACL reports one session, its latest (the kernel keeps one per ACL in its report): the
@@ -162,7 +162,7 @@ def test_init2_mounts_a_snapshot_for_a_serverless_backup(storage: Guest) -> None
     disk = f"/dev/disk/by-path/ip-{SANS[0]}:3260-iscsi-{target}-lun-0"
     ok(storage, f"for i in $(seq 150); do [ -b {disk} ] && exit 0; sleep 0.2; done; exit 1")
     ok(storage, f"mkdir -p /mnt/backup && mount -o ro,noload {disk} /mnt/backup && cd /mnt/backup"
-                " && sha256sum -c /var/tmp/data.sum && test -f etc/hostname && cd / && umount /mnt/backup")  # fmt: skip
+                " && sha256sum -c /var/tmp/data.sum && test -f iscsi/iscsid.conf && cd / && umount /mnt/backup")  # fmt: skip
     # vol1 itself is not init2's: LIO refuses the login (an ACL for init1 only).
     vol1 = re.search(r"iSCSI Name: (\S+)", cli(storage, "volume", "select", "vol1", "show")).group(1)
     refused = storage.run(f"iscsiadm -m node -T {vol1} -p {SANS[0]}:3260 -o new >/dev/null"
