@@ -46,7 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lio"))
 
-from guest import Guest, GuestError, unbuildable_reason  # noqa: E402
+from guest import Guest, GuestError, attached_disk_script, fileio_peer_script, unbuildable_reason  # noqa: E402
 
 MiB = 1 << 20
 PAGE = 15 * MiB  # a volume's size is rounded up to whole pages
@@ -126,17 +126,7 @@ PY
 LOGIN = r'''
 set -euo pipefail
 cd @VAR@
-python3 - <<'PY'
-from rtslib_fb import FabricModule, FileIOStorageObject, LUN, NetworkPortal, Target, TPG
-lun_file = FileIOStorageObject("lio-bench-fileio", "@VAR@/fileio.img", size=@BYTES@, write_back=True)
-tpg = TPG(Target(FabricModule("iscsi"), "@FILEIO_IQN@"), 1)
-NetworkPortal(tpg, "@ADDRESS@", @LIO_PORT@)
-LUN(tpg, 0, lun_file)
-for name, value in (("generate_node_acls", "1"), ("cache_dynamic_acls", "1"), ("demo_mode_write_protect", "0"),
-                    ("authentication", "0")):
-    tpg.set_attribute(name, value)
-tpg.enable = True
-PY
+@FILEIO_PEER@
 modprobe sd_mod
 mkdir -p /etc/iscsi /run/lock/iscsi
 echo InitiatorName=@INITIATOR@ >/etc/iscsi/initiatorname.iscsi
@@ -147,18 +137,7 @@ for port in @LIO_PORT@ @EMBEDDED_PORT@; do
         [ $i -eq 50 ] && exit 1; sleep 0.2
     done
 done
-login() {  # LABEL IQN PORT
-    iscsiadm -m node -T "$2" -p @ADDRESS@:$3 --login >/dev/null
-    for i in $(seq 100); do
-        d=$(iscsiadm -m session -P 3 | awk -v t="$2" '$1 == "Target:" {on = ($2 == t)} on && /Attached scsi disk/ {print $4; exit}')
-        [ -n "$d" ] && [ -b /dev/$d ] && { echo "DISK $1 $d $(blockdev --getsize64 /dev/$d)"; return 0; }
-        sleep 0.3
-    done
-    echo "no disk for $2"; exit 1
-}
-login lio+tcmu @LIO_IQN@ @LIO_PORT@
-login fileio @FILEIO_IQN@ @LIO_PORT@
-login embedded @EMB_IQN@ @EMBEDDED_PORT@
+@LOGINS@
 '''
 
 FILL = r'''
@@ -234,9 +213,16 @@ class Bench:
         iqns = re.findall(r"iSCSI target name is (\S+)\.", out)
         if len(iqns) != 2:
             raise RuntimeError(f"no two volumes made:\n{out}")
-        out = self.run(script(LOGIN, VAR=VAR, BYTES=self.bytes, FILEIO_IQN=FILEIO_IQN, ADDRESS=ADDRESS,
-                              LIO_PORT=LIO_PORT, EMBEDDED_PORT=EMBEDDED_PORT, INITIATOR=INITIATOR,
-                              LIO_IQN=iqns[0], EMB_IQN=iqns[1]))  # fmt: skip
+        logins = "\n".join(
+            f"iscsiadm -m node -T {iqn} -p {ADDRESS}:{port} --login >/dev/null\n"
+            f"d=$({attached_disk_script(iqn)}) || {{ echo 'no disk for {iqn}'; exit 1; }}\n"
+            f'echo "DISK {label} $d $(blockdev --getsize64 /dev/$d)"'
+            for label, iqn, port in (("lio+tcmu", iqns[0], LIO_PORT), ("fileio", FILEIO_IQN, LIO_PORT),
+                                     ("embedded", iqns[1], EMBEDDED_PORT))
+        )  # fmt: skip
+        peer = fileio_peer_script(FILEIO_IQN, f"{VAR}/fileio.img", self.bytes, write_back=True, port=LIO_PORT)
+        out = self.run(script(LOGIN, VAR=VAR, FILEIO_PEER=peer, ADDRESS=ADDRESS, LIO_PORT=LIO_PORT,
+                              EMBEDDED_PORT=EMBEDDED_PORT, INITIATOR=INITIATOR, LOGINS=logins))  # fmt: skip
         for line in out.splitlines():
             if line.startswith("DISK "):
                 _, label, disk, size = line.split()

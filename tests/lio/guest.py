@@ -108,6 +108,33 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def fileio_peer_script(iqn: str, path: str, size: int, write_back: bool = False, port: int = 3260) -> str:
+    """A bash script that makes the peer of our LIO targets in the guest: a LIO ``fileio`` LUN of ``size``
+    bytes on the file ``path``, target ``iqn`` on 10.0.2.15:``port``, open to any initiator (demo mode)."""
+    return f"""python3 - <<'PY'
+from rtslib_fb import FabricModule, FileIOStorageObject, LUN, NetworkPortal, Target, TPG
+lun_file = FileIOStorageObject("{iqn.rsplit(':', 1)[-1]}", "{path}", size={size}, write_back={write_back})
+tpg = TPG(Target(FabricModule("iscsi"), "{iqn}"), 1)
+NetworkPortal(tpg, "10.0.2.15", {port})
+LUN(tpg, 0, lun_file)
+for name, value in (("generate_node_acls", "1"), ("cache_dynamic_acls", "1"), ("demo_mode_write_protect", "0"),
+                    ("authentication", "0")):
+    tpg.set_attribute(name, value)
+tpg.enable = True
+PY"""
+
+
+def attached_disk_script(iqn: str) -> str:
+    """A bash script that waits (30 s at most) for the disk open-iscsi attached for its session to ``iqn``
+    and prints its name (``sdX``); exits 1 if none comes."""
+    return f"""for i in $(seq 100); do
+    d=$(iscsiadm -m session -P 3 | awk -v t="{iqn}" '$1 == "Target:" {{on = ($2 == t)}} on && /Attached scsi disk/ {{print $4; exit}}')
+    [ -n "$d" ] && [ -b /dev/$d ] && echo "$d" && exit 0
+    sleep 0.3
+done
+exit 1"""
+
+
 class Guest:
     """One booted LIO test guest; see the module's docstring."""
 

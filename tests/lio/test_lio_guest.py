@@ -20,7 +20,7 @@ import pytest
 
 sys.path.append(str(Path(__file__).resolve().parent))
 
-from guest import Guest, skip_unless_buildable  # noqa: E402
+from guest import Guest, attached_disk_script, fileio_peer_script, skip_unless_buildable  # noqa: E402
 
 skip_unless_buildable()
 if missing := [tool for tool in ("iscsi-inq", "qemu-io", "iscsi-test-cu") if shutil.which(tool) is None]:
@@ -110,17 +110,7 @@ def test_data_written_through_lio_reads_back(guest: Guest, volume: str) -> None:
 
 
 FILEIO_TARGET = "iqn.2026-12.org.array-sim:lio-fileio-peer"
-MAKE_FILEIO = f"""python3 - <<'PY'
-from rtslib_fb import FabricModule, FileIOStorageObject, LUN, NetworkPortal, Target, TPG
-lun_file = FileIOStorageObject("peer", "/var/tmp/peer.img", size=256 << 20)
-tpg = TPG(Target(FabricModule("iscsi"), "{FILEIO_TARGET}"), 1)
-NetworkPortal(tpg, "10.0.2.15", 3260)
-LUN(tpg, 0, lun_file)
-for name, value in (("generate_node_acls", "1"), ("cache_dynamic_acls", "1"), ("demo_mode_write_protect", "0"),
-                    ("authentication", "0")):
-    tpg.set_attribute(name, value)
-tpg.enable = True
-PY"""
+MAKE_FILEIO = fileio_peer_script(FILEIO_TARGET, "/var/tmp/peer.img", 256 << 20)
 
 
 #: The suites run here: the whole --dataloss suite takes over half an hour through a Python handler under
@@ -189,9 +179,7 @@ def login(guest: Guest, iqn: str) -> str:
     ok(guest, START_ISCSID)
     ok(guest, "iscsiadm -m discovery -t sendtargets -p 10.0.2.15:3260")
     ok(guest, f"iscsiadm -m node -T {iqn} -p 10.0.2.15:3260 --login")
-    disk = ok(guest, f"""for i in $(seq 100); do
-        d=$(iscsiadm -m session -P 3 | awk '/Target: {iqn}/{{t=1}} t&&/Attached scsi disk/{{print $4; exit}}')
-        [ -n "$d" ] && [ -b /dev/$d ] && echo $d && exit 0; sleep 0.3; done; exit 1""").strip()
+    disk = ok(guest, attached_disk_script(iqn)).strip()
     return f"/dev/{disk}"
 
 
