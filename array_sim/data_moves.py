@@ -17,7 +17,7 @@ vacate, vacated and its operations movePool / vacate with CompletePct):
 3. Moving a volume (``volume select V pool P``) puts it in the new pool at once (its reserve is
    taken there, new pages go there) and moves every page of the volume and its snapshots that is
    outside that pool; until they have left, those pages still count against the old pool's free
-   space (``pages_leaving``). Refused when the new pool lacks space for its reserve. A page the volume
+   space (``pages_leaving``: only the pages no other volume uses). Refused when the new pool lacks space for its reserve. A page the volume
    shares with a volume outside its own snapshots (a clone made from it, or it from another) stays
    for the other volume: the moving volume and its snapshots get a private copy of what they read
    through it, in the new pool (``page_mover.PageSplit``), as the array's clones are independent
@@ -449,16 +449,16 @@ class DataMoves:
     def _volume_pages(self, volume: Volume) -> set[int]:
         return self._reachable({volume.map_id, *(s.map_id for s in self.snapshots_of(volume))})
 
-
     def pages_leaving(self, pool_id: int) -> int:
-        """Pages on ``pool_id``'s members of volumes moving to another pool (rule 3)."""
+        """Pages on ``pool_id``'s members of volumes moving to another pool (rule 3): those of the
+        volume and its snapshots only, since a page it shares with another volume stays for that one."""
         leaving = 0
+        phys = self.tables.phys
         for move in self.moves.values():
             if move.volume_id is not None and move.pool_id != pool_id:
-                phys = self.tables.phys
-                for pid in self._volume_pages(self.volumes[move.volume_id]):
-                    if self.placement.members[phys[pid].address[0]].pool_id == pool_id:
-                        leaving += 1
+                family = self._family(move)
+                private = self._reachable(family) - self._reachable(set(self.tables.maps) - family)
+                leaving += sum(1 for pid in private if self.placement.members[phys[pid].address[0]].pool_id == pool_id)
         return leaving
 
     def members_holding(self, volume: Volume) -> list[str]:

@@ -182,6 +182,26 @@ def test_a_volume_sharing_pages_with_clones_moves_and_every_volume_keeps_its_dat
     _check(group, "v1", at_snapshot, snapshot)
 
 
+def test_pages_a_moving_clone_shares_do_not_count_as_leaving(cli: Any) -> None:
+    """c shares every page with w: moving c to p2 leaves them all to w in default, so default's free
+    space during the move is already what it is after it (only c's reserve left, at once)."""
+    cli.quiet("pool create p2")
+    _add(cli, "m2", "p2")
+    _add(cli, "m3", "p2")
+    group = cli.group
+    cli.ok("volume create w 60MB")
+    w = _fill(group, "w", 4, 1)
+    cli.ok("volume select w clone c")
+    c = {**w, **_fill(group, "c", 1, 2)}  # one page of its own, which does leave
+    default = group.pool_id("default")
+    cli.quiet("volume select c pool p2")
+    during = group.pool_free(default)
+    _run_moves(group)
+    assert group.pool_free(default) == during + 1
+    _check(group, "c", c)
+    _check(group, "w", w)
+
+
 def test_pool_merge_moves_members_and_volumes_without_moving_data(cli: Any) -> None:
     cli.quiet("pool create p2")
     _add(cli, "m2", "p2")
