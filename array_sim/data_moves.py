@@ -17,8 +17,8 @@ vacate, vacated and its operations movePool / vacate with CompletePct):
 3. Moving a volume (``volume select V pool P``) puts it in the new pool at once (its reserve is
    taken there, new pages go there) and moves every page of the volume and its snapshots that is
    outside that pool; until they have left, those pages still count against the old pool's free
-   space (``pages_leaving``: only the pages no other volume uses). Refused when the new pool lacks space for its reserve. A page the volume
-   shares with a volume outside its own snapshots (a clone made from it, or it from another) stays
+   space (``pages_leaving``: only the pages no other volume uses). Refused when the new pool lacks
+   space for its reserve. A page the volume shares with a volume outside its own snapshots (a clone made from it, or it from another) stays
    for the other volume: the moving volume and its snapshots get a private copy of what they read
    through it, in the new pool (``page_mover.PageSplit``), as the array's clones are independent
    copies. A volume cannot be cloned while it moves (its clone would share pages in both pools).
