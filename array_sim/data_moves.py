@@ -18,10 +18,11 @@ vacate, vacated and its operations movePool / vacate with CompletePct):
    taken there, new pages go there) and moves every page of the volume and its snapshots that is
    outside that pool; until they have left, those pages still count against the old pool's free
    space (``pages_leaving``: only the pages no other volume uses). Refused when the new pool lacks
-   space for its reserve. A page the volume shares with a volume outside its own snapshots (a clone made from it, or it from another) stays
-   for the other volume: the moving volume and its snapshots get a private copy of what they read
-   through it, in the new pool (``page_mover.PageSplit``), as the array's clones are independent
-   copies. A volume cannot be cloned while it moves (its clone would share pages in both pools).
+   space for its reserve. A page the volume shares with a volume outside its own snapshots (a clone
+   made from it, or it from another) stays for the other volume: the moving volume and its snapshots
+   get a private copy of what they read through it, in the new pool (``page_mover.PageSplit``), as
+   the array's clones are independent copies. A volume cannot be cloned while it moves (its clone
+   would share pages in both pools).
 4. ``pool merge P Q`` moves no data: P's members and volumes join Q, and P is deleted. Refused for
    the pool ``default``, while a move concerns P, and past a pool's member limit.
 5. Moves run one at a time in ``moves_step`` slices beside the I/O; a move whose members are not
