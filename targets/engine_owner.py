@@ -34,7 +34,8 @@ Rules of this module:
    worker holds while it runs anything: never two threads in the engine, and
    never ahead of work submitted earlier. Front ends use it only for calls
    that cost no more than a thread hop (small reads and writes, no FUA), so
-   the loop is never held for long.
+   the loop is never held for long. An inlined call holds background work
+   back as a submitted one does (rule 4).
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ class EngineOwner:
             with self._wake:
                 if self._calls:
                     return False, None
-            return True, call()
+            try:
+                return True, call()
+            finally:
+                self._last_call = self._clock()  # a call as any other for the background share (rule 4)
         finally:
             self._running.release()
 

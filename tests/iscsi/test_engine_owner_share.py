@@ -1,4 +1,4 @@
-"""The engine owner's background share (targets/engine_owner.py rule 4), on a clock the test moves.
+"""The engine owner's background share (targets/engine_owner.py rules 4 and 6), on a clock the test moves.
 
 Calls and background steps advance the owner's clock by fixed amounts (powers of two, so the
 arithmetic is exact), which makes the order the worker runs them in deterministic.
@@ -82,3 +82,37 @@ async def _idle() -> None:
 
 def test_when_idle_steps_run_back_to_back_until_done() -> None:
     asyncio.run(_idle())
+
+
+async def _after_an_inlined_call() -> tuple[int, int]:
+    clock = Clock()
+    owner = EngineOwner(asyncio.get_running_loop(), clock=clock)
+    runs: list[int] = []
+    done = threading.Event()
+
+    def step() -> bool:
+        clock.now += STEP
+        runs.append(1)
+        if len(runs) == 20:
+            done.set()
+            return False
+        return True
+
+    def call() -> None:
+        clock.now += CALL
+
+    try:
+        assert owner.run_inline(call)[0]  # the worker is idle: run here, on the loop
+        owner.submit_background(step)
+        await asyncio.sleep(0.3)  # real time; the owner's clock stands still
+        while_busy = len(runs)
+        clock.now += 1.0  # no call for a second: idle, steps back to back
+        assert await asyncio.to_thread(done.wait, 10)
+    finally:
+        owner.stop()
+    return while_busy, len(runs)
+
+
+def test_an_inlined_call_holds_background_work_back_like_a_submitted_one() -> None:
+    """One step, then none until the clock passes its share's wait: an inlined call is a call too."""
+    assert asyncio.run(_after_an_inlined_call()) == (1, 20)
