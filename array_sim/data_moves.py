@@ -7,7 +7,8 @@ vacate, vacated and its operations movePool / vacate with CompletePct):
 1. A move is a row of ``moves`` (kind ``delete``, ``member-pool`` or ``volume-pool``). What is left
    to move is derived from the catalog, never stored, so a move resumes after a restart or a
    ``kill -9`` exactly where the catalog says it is, and the pages go one at a time through the
-   page mover (``page_mover``): every page is always complete in one place.
+   page mover (``page_mover``): every page is always complete in one place. Which pages a move
+   still has to move, and what counts as leaving a pool meanwhile, is ``move_plans``.
 2. Moving a member (``member select M delete``, ``member select M pool P``) starts by taking it out
    of its pool's figures and its volumes' spreads (state ``vacate``): it takes no new page, and
    every page on it goes to the best member of the spread of a volume that uses it (the pool's
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from .errors import InvalidRequest, NoSpace
 from .member_admin import FILE_LAYOUT
+from .move_plans import Move, MovePlans
 from .page_mover import PageMove, PageSplit
 from .pool import DEFAULT_POOL, MAX_SPREAD, Member, pool_named
 from .pool_admin import MAX_POOL_MEMBERS
@@ -56,25 +58,7 @@ __all__ = ["DataMoves", "Move"]
 _PROGRESS_EVENTS = (25, 50, 75)
 
 
-class Move:
-    """One row of ``moves``."""
-
-    def __init__(self, row: tuple[int, str, int | None, int | None, int, int]) -> None:
-        self.id, self.kind, self.member_id, self.volume_id, self.pool_id, self.total = row
-        #: Pages left, as of the last plan.
-        self.left = self.total
-        #: Page id -> a volume that uses it, of the pages still to move (the next one last).
-        self.plan: dict[int, int | None] = {}
-        #: Those of ``plan`` that the moving volume family gets a private copy of (rule 3).
-        self.splits: set[int] = set()
-        self.page: PageMove | None = None
-
-    @property
-    def percent(self) -> int:
-        return 100 if not self.total else max(0, min(100, (self.total - self.left) * 100 // self.total))
-
-
-class DataMoves:
+class DataMoves(MovePlans):
     """The data-move half of ``Group`` (a mixin on the group's state)."""
 
     catalog: Catalog
@@ -315,11 +299,6 @@ class DataMoves:
                 return PageSplit(self.tables, self.placement, self.catalog, pid, target.id, self._family(move))
             return PageMove(self.tables, self.placement, self.catalog, pid, target.id)
 
-    def _still_to_move(self, move: Move, member_id: int) -> bool:
-        if move.member_id is not None:
-            return member_id == move.member_id
-        return self.placement.members[member_id].pool_id != move.pool_id
-
     def _destination(self, move: Move, volume_id: int | None) -> Member | None:
         pool_id = self.volumes[volume_id].pool_id if volume_id is not None else self._member_pool(move.member_id)
         spread = self.spreads.of(volume_id) if volume_id is not None else None
@@ -331,52 +310,6 @@ class DataMoves:
                     spread.members.append(best.id)
                     spread.on_join(best.id)
         return best
-
-    def _plan(self, move: Move) -> dict[int, int | None]:
-        """Page id -> a volume that uses it, of every page the move still has to move (the next one last)."""
-        phys = self.tables.phys
-        if move.volume_id is not None:
-            return self._plan_volume(move)
-        owner: dict[int, int | None] = {}
-        # A page shared by volumes of several pools (one of them moving away) stays in the member's pool.
-        member_pool = self._member_pool(move.member_id)
-        for volume in sorted(self.volumes.values(), key=lambda v: v.pool_id != member_pool):
-            for pid in self._volume_pages(volume):
-                owner.setdefault(pid, volume.id)
-        return {pid: owner.get(pid) for pid in sorted(phys, reverse=True) if phys[pid].address[0] == move.member_id}
-
-    def _plan_volume(self, move: Move) -> dict[int, int | None]:
-        """A volume's move: the pages its family maps that read through a page shared with another
-        volume and lie (or read) outside the new pool are split; the other pages it reaches outside the
-        new pool are moved (rule 3)."""
-        volume_id, family = move.volume_id, self._family(move)
-        shared = self._reachable(family) & self._reachable(set(self.tables.maps) - family)
-        tops = {pid for map_id in family for pid in self.tables.table(map_id).values()}
-        moving: set[int] = set()
-        move.splits = set()
-        for pid in tops:
-            chain = self._chain(pid)
-            if shared.isdisjoint(chain):
-                moving.update(p for p in chain if self._still_to_move(move, self.tables.phys[p].address[0]))
-            elif self._outside(move, pid):
-                move.splits.add(pid)
-        return {pid: volume_id for pid in sorted(moving | move.splits, reverse=True)}
-
-    def _family(self, move: Move) -> set[int]:
-        volume = self.volumes[move.volume_id]  # type: ignore[index]
-        return {volume.map_id, *(s.map_id for s in self.snapshots_of(volume))}
-
-    def _chain(self, pid: int | None) -> list[int]:
-        """The page and the pages it reads through, top first."""
-        chain = []
-        while pid is not None:
-            chain.append(pid)
-            pid = self.tables.phys[pid].backing
-        return chain
-
-    def _outside(self, move: Move, pid: int) -> bool:
-        """True if the page, or one it reads through, is outside the pool the volume moves to."""
-        return any(self._still_to_move(move, self.tables.phys[p].address[0]) for p in self._chain(pid))
 
     def _page_freed(self, pid: int) -> None:
         """A freed page leaves every plan: its id may soon name another volume's new page."""
@@ -429,42 +362,7 @@ class DataMoves:
 
     # -------------------------------------------------------------- queries
 
-    def _member_pool(self, member_id: int | None) -> int:
-        return self.placement.members[member_id].pool_id  # type: ignore[index]
-
     def _what(self, move: Move) -> str:
         if move.volume_id is not None:
             return f"Moving volume {self.volumes[move.volume_id].name} to pool {self.pools[move.pool_id]}"
         return f"Vacating member {self.placement.members[move.member_id].name}"  # type: ignore[index]
-
-    def _reachable(self, map_ids: set[int]) -> set[int]:
-        """Every page the page tables ``map_ids`` map or read through to."""
-        found: set[int] = set()
-        for map_id in map_ids:
-            for pid in self.tables.table(map_id).values():
-                while pid is not None and pid not in found:
-                    found.add(pid)
-                    pid = self.tables.phys[pid].backing
-        return found
-
-    def _volume_pages(self, volume: Volume) -> set[int]:
-        return self._reachable({volume.map_id, *(s.map_id for s in self.snapshots_of(volume))})
-
-    def pages_leaving(self, pool_id: int) -> int:
-        """Pages on ``pool_id``'s members of volumes moving to another pool (rule 3): those of the
-        volume and its snapshots only, since a page it shares with another volume stays for that one."""
-        leaving = 0
-        phys = self.tables.phys
-        for move in self.moves.values():
-            if move.volume_id is not None and move.pool_id != pool_id:
-                family = self._family(move)
-                private = self._reachable(family) - self._reachable(set(self.tables.maps) - family)
-                leaving += sum(1 for pid in private if self.placement.members[phys[pid].address[0]].pool_id == pool_id)
-        return leaving
-
-    def members_holding(self, volume: Volume) -> list[str]:
-        """Names of the members the volume is on: its spread, and any member still holding pages of it or
-        its snapshots (during a move) (``ActualMembers``)."""
-        held = {self.tables.phys[pid].address[0] for pid in self._volume_pages(volume)}
-        held.update(self.spreads.of(volume.id).members)
-        return [m.name for m in self.placement.members.values() if m.id in held]
