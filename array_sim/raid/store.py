@@ -38,8 +38,8 @@ Rules of this module:
 7. **Faults are deterministic calls**: ``fail_disk``, ``replace_disk``, ``add_bad_sectors``.
    Reconstruction, then verification (``start_verify``: RAID status ``verifying``), run only in
    ``background_step`` slices; their cursors are saved every 4 MiB.
-8. **Where the code is**: reads and the store's state here; writes in ``writes``; resync, faults,
-   reconstruction and verification in ``maintenance`` (both mixins on this class's state).
+8. **Where the code is**: the store's state here; reads in ``reads``, writes in ``writes``; resync,
+   faults, reconstruction and verification in ``maintenance`` (mixins on this class's state).
 """
 
 from __future__ import annotations
@@ -52,15 +52,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidRequest
-from ..member_store import EventSink, MemberOffline, StoreHealth, check_range
+from ..member_store import EventSink, StoreHealth
 from ..units import PAGE_SIZE
 from . import superblock
-from .disks import FAILED, ONLINE, SPARE, Disk, DiskIO, LatentError, runs
-from .errors import UnrecoverableRead
-from .layout import STRIP, Layout, Piece, disk_bytes_for
+from .disks import FAILED, ONLINE, SPARE, Disk
+from .layout import STRIP, Layout, disk_bytes_for
 from .maintenance import Maintenance
-from .parity import recover_pq, recover_xor
 from .policy import Geometry, geometry
+from .reads import StripeReads
 from .writes import StripeWrites
 
 __all__ = ["RaidStore", "DiskInfo", "disk_size_for"]
@@ -92,11 +91,7 @@ class DiskInfo:
     reconstructing: int | None = None
 
 
-def _u8(data: bytes | bytearray | memoryview) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.uint8)
-
-
-class RaidStore(StripeWrites, Maintenance):
+class RaidStore(StripeReads, StripeWrites, Maintenance):
     """Page slots of one member over the disk files in ``directory``."""
 
     disk_size_for = staticmethod(disk_size_for)
@@ -282,128 +277,3 @@ class RaidStore(StripeWrites, Maintenance):
         if self._verify is not None:
             return StoreHealth("verifying", self._verify * 100 // self._layout.stripes, spares, True, lost)
         return StoreHealth("ok", 0, spares, True, lost)
-
-    # ------------------------------------------------------------------ disk access
-
-    def _readable(self, set_: int, pos: int, stripe: int) -> bool:
-        d = self._roles[set_][pos]
-        return d is not None and self._status[d] == ONLINE and self._rebuilt[d] > stripe
-
-    def _writable(self, set_: int, pos: int) -> bool:
-        d = self._roles[set_][pos]
-        return d is not None and self._status[d] == ONLINE
-
-    def _disk_at(self, set_: int, pos: int) -> Disk:
-        d = self._roles[set_][pos]
-        assert d is not None
-        return self._disks[d]
-
-    def _try_read(self, set_: int, stripe: int, pos: int, lo: int, hi: int, latent: list[int]) -> np.ndarray | None:
-        if not self._readable(set_, pos, stripe):
-            return None
-        try:
-            return _u8(self._disk_at(set_, pos).read(stripe * STRIP + lo, hi - lo))
-        except LatentError:
-            latent.append(pos)
-            return None
-
-    def _columns(self, set_: int, stripe: int, lo: int, hi: int, need: list[int]) -> dict[int, np.ndarray]:
-        """Columns ``[lo, hi)`` of positions ``need`` of a stripe, rebuilt where they cannot be read."""
-        latent: list[int] = []
-        got: dict[int, np.ndarray] = {}
-        for pos in need:
-            col = self._try_read(set_, stripe, pos, lo, hi, latent)
-            if col is not None:
-                got[pos] = col
-        if len(got) == len(need):
-            return got
-        for pos in range(self._layout.width):
-            if pos not in need:
-                col = self._try_read(set_, stripe, pos, lo, hi, latent)
-                if col is not None:
-                    got[pos] = col
-        missing = [p for p in range(self._layout.width) if p not in got]
-        if len(missing) > self._layout.parity:
-            if self._failed:
-                raise MemberOffline(f"member {self.name} is offline")
-            raise UnrecoverableRead(f"set {set_ + 1} stripe {stripe}: no redundancy left to rebuild a latent error")
-        if any((set_, stripe, p) in self._lost for p in got):
-            raise UnrecoverableRead(f"set {set_ + 1} stripe {stripe}: holds data lost in a crash")
-        self._rebuild_into(stripe, got, missing)
-        corrected = False
-        for pos in latent:
-            if self._writable(set_, pos):
-                self._disk_at(set_, pos).write(stripe * STRIP + lo, got[pos])
-                d = self._roles[set_][pos]
-                assert d is not None
-                self._errors[d] += 1
-                corrected = True
-                self.events("INFO", f"Latent sector error corrected on disk {d} of member {self.name}.")
-        if corrected:
-            self._save()
-        return got
-
-    def _rebuild_into(self, stripe: int, got: dict[int, np.ndarray], missing: list[int]) -> None:
-        if not missing:
-            return
-        lay = self._layout
-        if lay.mirror or lay.parity == 1:
-            (m,) = missing
-            got[m] = recover_xor([got.get(p) for p in range(lay.width)])
-            return
-        roles = lay.roles(stripe)
-        data: list[np.ndarray | None] = [None] * lay.k
-        p = q = None
-        for pos, (kind, j) in enumerate(roles):
-            col = got.get(pos)
-            if kind == "data":
-                data[j] = col
-            elif kind == "p":
-                p = col
-            else:
-                q = col
-        data2, p2, q2 = recover_pq(data, p, q)
-        for pos, (kind, j) in enumerate(roles):
-            got[pos] = data2[j] if kind == "data" else p2 if kind == "p" else q2
-
-    def _check_online(self) -> None:
-        if self._failed:
-            raise MemberOffline(
-                f"member {self.name} is offline: more disks failed than RAID policy {self.policy} tolerates"
-            )
-
-    # ------------------------------------------------------------------ I/O
-
-    def read(self, slot: int, offset: int, length: int) -> bytes:
-        position = check_range(self.capacity_pages, slot, offset, length)
-        self._check_online()
-        lay = self._layout
-        pieces = list(lay.pieces(position, length))
-        direct: list[DiskIO] = []  # (disk, disk offset, where in out) of the strips read as they lie
-        rebuilt: list[Piece] = []
-        if length > len(self._read_buffer):
-            self._read_buffer = bytearray(length)
-        view = memoryview(self._read_buffer)[:length]
-        for pc in pieces:
-            pos = lay.data_position(pc.stripe, pc.index)
-            if self._lost and (pc.set, pc.stripe, pos) in self._lost:
-                raise UnrecoverableRead(f"set {pc.set + 1} stripe {pc.stripe}: data lost in a crash on a degraded set")
-            disk_offset = pc.stripe * STRIP + pc.start
-            if self._readable(pc.set, pos, pc.stripe):
-                d = self._roles[pc.set][pos]
-                assert d is not None
-                if not self._disks[d].bad_in(disk_offset, pc.length):
-                    if len(pieces) == 1:
-                        return self._disks[d].read(disk_offset, pc.length)
-                    direct.append((d, disk_offset, view[pc.buffer_offset : pc.buffer_offset + pc.length]))
-                    continue
-            rebuilt.append(pc)
-        for disk, offset, buffers in runs(direct):  # one preadv per run of adjacent strips of a disk
-            self._disks[disk].read_many(offset, buffers)
-        for pc in rebuilt:
-            pos = lay.data_position(pc.stripe, pc.index)
-            lo, hi = pc.start & ~7, (pc.start + pc.length + 7) & ~7
-            col = self._columns(pc.set, pc.stripe, lo, hi, [pos])[pos]
-            view[pc.buffer_offset : pc.buffer_offset + pc.length] = col[pc.start - lo : pc.start - lo + pc.length]
-        return view.tobytes()
-
