@@ -35,6 +35,13 @@ def _add(cli: Any, name: str, pool: str = "default", policy: str = "raid10") -> 
     _run_moves(cli.group)
 
 
+def _pool_p2(cli: Any) -> None:
+    """A pool p2 of two such arrays, m2 and m3, beside default."""
+    cli.quiet("pool create p2")
+    _add(cli, "m2", "p2")
+    _add(cli, "m3", "p2")
+
+
 def _fill(group: Group, volume: str, pages: int, seed: int) -> dict[int, bytes]:
     """Write a distinct 64 KiB at two places of each of ``pages`` pages; returns what is where (by LBA)."""
     device, written = group.device(volume), {}
@@ -117,9 +124,7 @@ def test_member_pool_moves_the_member_after_its_data(cli: Any) -> None:
 
 
 def test_volume_pool_moves_the_volume_and_its_snapshots_online(cli: Any) -> None:
-    cli.quiet("pool create p2")
-    _add(cli, "m2", "p2")
-    _add(cli, "m3", "p2")
+    _pool_p2(cli)
     cli.ok("volume create v1 60MB")
     written = _fill(cli.group, "v1", 4, 6)
     cli.ok("volume select v1 snapshot create-now")
@@ -145,9 +150,7 @@ def test_volume_pool_moves_the_volume_and_its_snapshots_online(cli: Any) -> None
 def test_a_volume_sharing_pages_with_clones_moves_and_every_volume_keeps_its_data(cli: Any) -> None:
     """v1 is a clone of w and has a clone c1 and a snapshot cloned as c2: its move gives v1 and its
     snapshot private copies in p2 of what they share, and w, c1 and c2 keep theirs in default."""
-    cli.quiet("pool create p2")
-    _add(cli, "m2", "p2")
-    _add(cli, "m3", "p2")
+    _pool_p2(cli)
     group = cli.group
     cli.ok("volume create w 60MB")
     w = _fill(group, "w", 4, 1)
@@ -185,9 +188,7 @@ def test_a_volume_sharing_pages_with_clones_moves_and_every_volume_keeps_its_dat
 def test_pages_a_moving_clone_shares_do_not_count_as_leaving(cli: Any) -> None:
     """c shares every page with w: moving c to p2 leaves them all to w in default, so default's free
     space during the move is already what it is after it (only c's reserve left, at once)."""
-    cli.quiet("pool create p2")
-    _add(cli, "m2", "p2")
-    _add(cli, "m3", "p2")
+    _pool_p2(cli)
     group = cli.group
     cli.ok("volume create w 60MB")
     w = _fill(group, "w", 4, 1)
