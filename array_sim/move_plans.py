@@ -82,7 +82,7 @@ class MovePlans:
         volume and lie (or read) outside the new pool are split; the other pages it reaches outside the
         new pool are moved (rule 3)."""
         volume_id, family = move.volume_id, self._family(move)
-        shared = self._reachable(family) & self._reachable(set(self.tables.maps) - family)
+        _, shared = self._family_pages(family)
         tops = {pid for map_id in family for pid in self.tables.table(map_id).values()}
         moving: set[int] = set()
         move.splits = set()
@@ -95,8 +95,16 @@ class MovePlans:
         return {pid: volume_id for pid in sorted(moving | move.splits, reverse=True)}
 
     def _family(self, move: Move) -> set[int]:
-        volume = self.volumes[move.volume_id]  # type: ignore[index]
+        return self._maps_of(self.volumes[move.volume_id])  # type: ignore[index]
+
+    def _maps_of(self, volume: Volume) -> set[int]:
+        """The page tables of a volume and its snapshots."""
         return {volume.map_id, *(s.map_id for s in self.snapshots_of(volume))}
+
+    def _family_pages(self, family: set[int]) -> tuple[set[int], set[int]]:
+        """The pages the page tables ``family`` reach, and those of them another page table reaches too."""
+        own = self._reachable(family)
+        return own, own & self._reachable(set(self.tables.maps) - family)
 
     def _chain(self, pid: int | None) -> list[int]:
         """The page and the pages it reads through, top first."""
@@ -124,7 +132,7 @@ class MovePlans:
         return found
 
     def _volume_pages(self, volume: Volume) -> set[int]:
-        return self._reachable({volume.map_id, *(s.map_id for s in self.snapshots_of(volume))})
+        return self._reachable(self._maps_of(volume))
 
     def pages_leaving(self, pool_id: int) -> int:
         """Pages on ``pool_id``'s members of volumes moving to another pool (rule 3): those of the
@@ -133,9 +141,9 @@ class MovePlans:
         phys = self.tables.phys
         for move in self.moves.values():
             if move.volume_id is not None and move.pool_id != pool_id:
-                family = self._family(move)
-                private = self._reachable(family) - self._reachable(set(self.tables.maps) - family)
-                leaving += sum(1 for pid in private if self.placement.members[phys[pid].address[0]].pool_id == pool_id)
+                own, shared = self._family_pages(self._family(move))
+                members = self.placement.members
+                leaving += sum(1 for pid in own - shared if members[phys[pid].address[0]].pool_id == pool_id)
         return leaving
 
     def members_holding(self, volume: Volume) -> list[str]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..member_store import MemberOffline, check_range
-from .disks import ONLINE, Disk, DiskIO, LatentError, runs
+from .disks import DiskIO, LatentError, runs
 from .errors import UnrecoverableRead
 from .layout import STRIP, Piece
 from .parity import recover_pq, recover_xor
@@ -39,20 +39,9 @@ def _u8(data: bytes | bytearray | memoryview) -> np.ndarray:
 class StripeReads:
     """The read half of ``RaidStore`` (a mixin: it works on the store's own state)."""
 
-    def _readable(self: RaidStore, set_: int, pos: int, stripe: int) -> bool:
-        d = self._roles[set_][pos]
-        return d is not None and self._status[d] == ONLINE and self._rebuilt[d] > stripe
-
-    def _writable(self: RaidStore, set_: int, pos: int) -> bool:
-        d = self._roles[set_][pos]
-        return d is not None and self._status[d] == ONLINE
-
-    def _disk_at(self: RaidStore, set_: int, pos: int) -> Disk:
-        d = self._roles[set_][pos]
-        assert d is not None
-        return self._disks[d]
-
-    def _try_read(self: RaidStore, set_: int, stripe: int, pos: int, lo: int, hi: int, latent: list[int]) -> np.ndarray | None:
+    def _try_read(
+        self: RaidStore, set_: int, stripe: int, pos: int, lo: int, hi: int, latent: list[int]
+    ) -> np.ndarray | None:
         if not self._readable(set_, pos, stripe):
             return None
         try:
@@ -119,12 +108,6 @@ class StripeReads:
         data2, p2, q2 = recover_pq(data, p, q)
         for pos, (kind, j) in enumerate(roles):
             got[pos] = data2[j] if kind == "data" else p2 if kind == "p" else q2
-
-    def _check_online(self: RaidStore) -> None:
-        if self._failed:
-            raise MemberOffline(
-                f"member {self.name} is offline: more disks failed than RAID policy {self.policy} tolerates"
-            )
 
     # ------------------------------------------------------------------ I/O
 

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidRequest
-from ..member_store import EventSink, StoreHealth
+from ..member_store import EventSink, MemberOffline, StoreHealth
 from ..units import PAGE_SIZE
 from . import superblock
 from .disks import FAILED, ONLINE, SPARE, Disk
@@ -277,3 +277,24 @@ class RaidStore(StripeReads, StripeWrites, Maintenance):
         if self._verify is not None:
             return StoreHealth("verifying", self._verify * 100 // self._layout.stripes, spares, True, lost)
         return StoreHealth("ok", 0, spares, True, lost)
+
+    # ------------------------------------------------------------------ disk access (every mixin's)
+
+    def _readable(self, set_: int, pos: int, stripe: int) -> bool:
+        d = self._roles[set_][pos]
+        return d is not None and self._status[d] == ONLINE and self._rebuilt[d] > stripe
+
+    def _writable(self, set_: int, pos: int) -> bool:
+        d = self._roles[set_][pos]
+        return d is not None and self._status[d] == ONLINE
+
+    def _disk_at(self, set_: int, pos: int) -> Disk:
+        d = self._roles[set_][pos]
+        assert d is not None
+        return self._disks[d]
+
+    def _check_online(self) -> None:
+        if self._failed:
+            raise MemberOffline(
+                f"member {self.name} is offline: more disks failed than RAID policy {self.policy} tolerates"
+            )

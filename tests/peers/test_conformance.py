@@ -6,8 +6,8 @@ multi-host access enabled (iscsi-test-cu logs in as two initiators), with a seco
 multipath tests (a second session on the same portal). The healthy member runs every test family
 (ALL, then SCSI, iSCSI and LINUX again: 615 tests); the degraded one runs the family ALL, which
 holds every test once (230), so the suite's time goes to reads from parity rather than to
-repeats. ``benchmarks/conformance.py`` runs the same
-against tgt side by side and names the tests that differ.
+repeats. ``benchmarks/conformance.py`` runs the same against tgt side by side and names the tests
+that differ.
 
 Select with ``pytest tests/peers`` or ``-k peers``, leave out with ``-k 'not peers'``.
 """
