@@ -110,7 +110,7 @@ def _administration_accounts(db: sqlite3.Connection) -> None:
 
 
 def _volume_collections(db: sqlite3.Connection) -> None:
-    """Version 8: volume collections and their snapshot collections (``collection_admin``).
+    """Version 8: volume collections and their snapshot collections (``collection_admin``, ``snapcol_admin``).
 
     ``collection_volumes`` lists each collection's volumes (``position``: the order they joined); a
     volume deleted leaves its collections (the cascade). ``snapcols`` are the snapshot collections,

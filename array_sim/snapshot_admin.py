@@ -53,7 +53,7 @@ class SnapshotAdmin:
         """Take a snapshot now; its cost is one page-table row per allocated page.
 
         ``when`` (default: the group's clock) is its timestamp and the time in its default name: the
-        snapshots of one snapshot collection share one (``collection_admin``).
+        snapshots of one snapshot collection share one (``snapcol_admin``).
         """
         vol = self.volume(volume)
         if self.held_offline(vol.map_id):

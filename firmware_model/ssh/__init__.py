@@ -1,7 +1,8 @@
 """The Group Manager CLI over SSH (asyncssh): ``serve``'s listener on the group IP.
 
 ``server`` listens, keeps the host keys and logs accounts in; ``channel`` runs each session channel
-as one CLI ``Session`` on the engine owner; ``lines`` frames what goes in and out (sans-IO);
+as one CLI ``Session`` on the engine owner
+(``account_session``: what a read-only account may do in it); ``lines`` frames what goes in and out (sans-IO);
 ``guard`` slows repeated refused logins down (sans-IO).
 """
 

@@ -30,6 +30,9 @@ Rules of this module:
    on, and the client's next message (the next command's channel) would wait behind it for the
    delayed ACK, 40 ms on Linux (Nagle's algorithm: paramiko sets no TCP_NODELAY). Measured before:
    every sequential ``exec_command`` and one Cinder-pattern command in seven paid it.
+
+What the logged-in account may do in its session (``AccountSession``, kept importable from here) is
+``account_session``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from ..cli.session import BANNER, Session
-from ..cli.words import CliError, match_keyword
+from .account_session import AccountSession
 from .lines import LineReader, banner_text, exec_text, reply_text
 
 if TYPE_CHECKING:
@@ -66,48 +69,6 @@ NOT_ANSWERED = (
 )
 NOT_CONFIRMED = "% Error - Not confirmed, nothing was done."
 TOO_LONG = "% Error - The command line is too long; it was not run."
-
-
-class AccountSession(Session):
-    """A CLI session of a logged-in account. A read-only account may show everything and change only
-    its own ``cli-settings``: a command of it that changes the catalog is rolled back and refused,
-    and the commands that act outside the catalog (``simulate``; members but ``show``) are refused
-    before they run."""
-
-    def __init__(self, group: Any, account: str, interactive: bool, live: Any, read_only: bool) -> None:
-        super().__init__(group, account, interactive, live)
-        self.read_only = read_only
-        self._settings_only = False
-
-    def execute_words(self, tokens: list[str]) -> list[str]:
-        if self.read_only and tokens:
-            words = (self.modes[-1][0] if self.modes else []) + tokens
-            try:
-                noun = match_keyword(words[0], ["cli-settings", "simulate", "member", "show"])
-            except CliError:
-                noun = None
-            self._settings_only = noun == "cli-settings"
-            showing = match_keyword(words[-1], ["show"]) is not None if len(words) > 1 else False
-            if noun == "simulate" or (noun == "member" and not showing):
-                return [self._refusal()]
-        return super().execute_words(tokens)
-
-    def _run(self, command: Any) -> list[str]:
-        if not self.read_only or self._settings_only:
-            return super()._run(command)
-
-        def guarded() -> list[str]:
-            db = self.group.catalog.db
-            before = db.total_changes
-            lines = command()
-            if db.total_changes != before:
-                raise CliError(self._refusal()[len("% Error - ") :])
-            return lines
-
-        return super()._run(guarded)
-
-    def _refusal(self) -> str:
-        return f"% Error - Account {self.account} is read-only: it may show the group, not change it."
 
 
 @dataclass
