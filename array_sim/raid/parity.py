@@ -12,7 +12,9 @@ Rules of this module:
    are one ISA-L ``ec_encode_data`` call (about twice numpy's speed here, measured in
    ``benchmarks/raid_encode.py``). Plain XOR stays in numpy, as fast as ISA-L on cache-sized
    strips, except the XOR into a given buffer (``xor_parity(out=...)``, reconstruction's
-   megabyte-long strips), where one ISA-L pass beats a numpy pass per strip. The numpy code computes Q with md's ``int.uc`` trick: Horner's
+   megabyte-long strips), and the write path's two bulk forms, ``parity_rows`` (a whole stripe's
+   P, or P and Q) and ``rewritten_parity`` (read-modify-write of several strips), where one ISA-L
+   pass beats a numpy pass per strip. The numpy code computes Q with md's ``int.uc`` trick: Horner's
    rule from the highest index (q = 2*q ^ D_i), where the multiply by 2 shifts every byte left by
    one and xors 0x1d into the bytes whose top bit fell off, byte-wise on whole uint8 arrays, in
    cache-sized chunks of the strips.
@@ -45,10 +47,12 @@ __all__ = [
     "GF_MUL",
     "POLYNOMIAL",
     "gf_mul_const",
+    "parity_rows",
     "pq_parity",
     "pq_update",
     "recover_pq",
     "recover_xor",
+    "rewritten_parity",
     "xor_parity",
     "xor_update",
 ]
@@ -214,6 +218,52 @@ def pq_parity(strips: Sequence[Buffer]) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"RAID 6 over GF(2^8) takes at most 255 data strips, not {len(views)}")
     p, q = _syndrome(views, size, want_p=True, want_q=True)
     return p, q
+
+
+def parity_rows(strips: np.ndarray, out: np.ndarray) -> None:
+    """P (``out`` of one row) or P and Q (two rows) of the rows of ``strips``, written into ``out``.
+
+    The whole-stripe write's form: a stripe's data strips are the rows of one (k, n) C-contiguous
+    uint8 view of the initiator's buffer and its parity the rows of one (1 or 2, n) array, so ISA-L
+    gets every address from two lookups (``isal`` rule 4).
+    """
+    k = strips.shape[0]
+    if isal.LIB is not None:
+        rows = ((1,) * k, tuple(_EXP[:k]))[: out.shape[0]]
+        isal.encode_rows(rows, strips, out)
+        return
+    p, q = _syndrome(list(strips), strips.shape[1], want_p=True, want_q=out.shape[0] == 2)
+    out[0] = p
+    if q is not None:
+        out[1] = q
+
+
+def rewritten_parity(parity: Sequence[Buffer], changes: Sequence[tuple[int, Buffer, Buffer]]) -> np.ndarray:
+    """Read-modify-write of several data strips at once: the new P (and Q) of a stripe.
+
+    ``parity`` is the old P, or the old P and Q; ``changes`` are (index, old, new) of the data strips
+    rewritten. Returns the new parity as the rows of one (1 or 2, n) array:
+    P' = P ^ sum(old ^ new), Q' = Q ^ sum g^index * (old ^ new), which ISA-L computes as one linear
+    combination of every strip given (one ``ec_encode_data`` call), where ``pq_update`` would take
+    a handful of numpy passes per strip.
+    """
+    views, size = _strips_u8([*parity, *(old for _, old, _ in changes), *(new for _, _, new in changes)])
+    two = len(parity) == 2
+    out = np.empty((len(parity), size), np.uint8)
+    if isal.LIB is not None:
+        doubled = tuple(_EXP[j] for j, _, _ in changes) * 2
+        rows = ((1,) + (0,) * two + (1,) * len(doubled),) + (((0, 1) + doubled,) if two else ())
+        isal.encode(rows, views, list(out))  # type: ignore[arg-type]
+        return out
+    out[0] = views[0]
+    if two:
+        out[1] = views[1]
+    for j, old, new in changes:
+        delta = _delta(out[0], old, new)
+        np.bitwise_xor(out[0], delta, out=out[0])
+        if two:
+            np.bitwise_xor(out[1], _gf_mul(_EXP[j], delta) if j else delta, out=out[1])
+    return out
 
 
 @functools.lru_cache(maxsize=64)

@@ -7,7 +7,8 @@ Rules of this module:
    issues them, and clears the marks. A read that fails while planning (``UnrecoverableRead``)
    leaves every disk as it was.
 2. **A full stripe is encoded from the initiator's buffer itself** (no copy); a partial one is
-   read-modify-write or reconstruct-write, whichever reads less (``store`` rule 2).
+   read-modify-write or reconstruct-write, whichever reads less (``store`` rule 2), the new
+   parity of a read-modify-write computed for every rewritten strip at once (``rewritten_parity``).
 3. **One system call per run**: the planned writes of a disk that follow each other on it (the same
    position of consecutive stripes) go out in one ``pwritev``.
 4. **A small write takes the short way**: inside one strip of a set that is whole (every position
@@ -15,10 +16,11 @@ Rules of this module:
    columns and the parity's, with no plan at all, falling back to the plan when a read meets a
    latent error.
 5. **So do whole stripes in bulk**: on a whole parity member of one set (RAID 5, RAID 6), the
-   stripes a write covers entirely are encoded straight from the buffer and go out as one
-   run of the disk together with the partial stripes at either end (planned), with no per-strip
-   plan for them (which cost about a third of a 1 MiB write's time) and one system call per disk
-   (each call gives the GIL away and may wait to get it back).
+   stripes a write covers entirely are encoded straight from the buffer (``parity_rows``, into one
+   parity array for them all) and go out as one run of the disk together with the partial
+   stripes at either end (planned), with no per-strip plan for them (which cost about a third of
+   a 1 MiB write's time) and one system call per disk (each call gives the GIL away and may wait
+   to get it back).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..member_store import check_range
 from .disks import ONLINE, DiskIO, LatentError, runs
 from .errors import UnrecoverableRead
 from .layout import STRIP, Piece
-from .parity import pq_parity, pq_update, xor_parity, xor_update
+from .parity import parity_rows, pq_parity, pq_update, rewritten_parity, xor_parity, xor_update
 
 if TYPE_CHECKING:
     from .store import RaidStore
@@ -92,12 +94,13 @@ class StripeWrites:
         lay = self._layout
         count = len(view) // (lay.k * STRIP)
         data = _u8(view).reshape(count, lay.k, STRIP)
+        parity = np.empty((count, lay.parity, STRIP), np.uint8)
         out: list[DiskIO] = []
         for n, stripe in enumerate(data):
-            parity = [xor_parity(list(stripe))] if lay.parity == 1 else list(pq_parity(list(stripe)))
+            parity_rows(stripe, parity[n])
             at = (first + n) * STRIP
             for disk, (role, index) in zip(self._roles[0], lay.roles(first + n)):
-                column = stripe[index] if role == "data" else parity[0 if role == "p" else 1]
+                column = stripe[index] if role == "data" else parity[n, 0 if role == "p" else 1]
                 out.append((disk, at, column))  # type: ignore[arg-type]
         return out
 
@@ -227,15 +230,9 @@ class StripeWrites:
         if rmw:
             need = [lay.data_position(stripe, j) for j in touched] + ppos
             cols = self._columns(set_, stripe, lo, hi, need)
-            parity = [cols[p].copy() for p in ppos]
-            for j in touched:
-                old = cols[lay.data_position(stripe, j)]
-                new = new_column(j, old)
-                if lay.parity == 1:
-                    xor_update(parity[0], old, new)
-                else:
-                    pq_update(parity[0], parity[1], j, old, new)
-            return lo, parity
+            olds = {j: cols[lay.data_position(stripe, j)] for j in touched}
+            changes = [(j, old, new_column(j, old)) for j, old in olds.items()]
+            return lo, list(rewritten_parity([cols[p] for p in ppos], changes))
         need = [lay.data_position(stripe, j) for j in range(lay.k) if j not in covering]
         cols = self._columns(set_, stripe, lo, hi, need) if need else {}
         strips = []

@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 from array_sim.raid import isal
 from array_sim.raid.parity import (
     gf_mul_const,
+    parity_rows,
     pq_parity,
     pq_update,
     recover_pq,
     recover_xor,
+    rewritten_parity,
     xor_parity,
     xor_update,
 )
@@ -105,6 +107,37 @@ def test_pq_equals_isal(k: int, size: int) -> None:
     assert p.tobytes() == want_p
     assert q.tobytes() == want_q
     assert xor_parity(strips).tobytes() == want_p
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("k", [2, 9, 12])
+def test_parity_rows_equals_isal(k: int, size: int) -> None:
+    """The whole-stripe form: strips as the rows of one array, parity into the rows of another."""
+    stripe = np.stack(_strips(k, size, seed=k * 7 + size))
+    want_p, want_q = _isal_pq(list(stripe))
+    both = np.full((2, size), 0x5A, np.uint8)  # every byte written, whatever was there
+    parity_rows(stripe, both)
+    assert (both[0].tobytes(), both[1].tobytes()) == (want_p, want_q)
+    only_p = np.full((1, size), 0xA5, np.uint8)
+    parity_rows(stripe, only_p)
+    assert only_p[0].tobytes() == want_p
+
+
+@pytest.mark.parametrize("size", (8, 520, 65536))
+@pytest.mark.parametrize("rewrite", [(0,), (3,), (0, 1, 8), (2, 5, 6, 7)])
+def test_rewritten_parity_equals_encoding_the_new_stripe(rewrite: tuple[int, ...], size: int) -> None:
+    """Read-modify-write of several strips at once gives the parity of the stripe as it now is."""
+    old = _strips(9, size, seed=size + len(rewrite))
+    new = [s.copy() for s in old]
+    for j, fresh in zip(rewrite, _strips(len(rewrite), size, seed=size * 3 + 1), strict=True):
+        new[j] = fresh
+    p, q = pq_parity(old)
+    want_p, want_q = _isal_pq(new)
+    changes = [(j, old[j], new[j]) for j in rewrite]
+    both = rewritten_parity([p, q], changes)
+    assert (both[0].tobytes(), both[1].tobytes()) == (want_p, want_q)
+    (only_p,) = rewritten_parity([p], changes)
+    assert only_p.tobytes() == want_p
 
 
 @pytest.mark.parametrize(("k", "size"), [(2, 8), (3, 16), (7, 64), (16, 40)])
