@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--raid-policy", default="raid6", help="our member's RAID policy (default raid6; 'file': no RAID)"
     )
+    parser.add_argument("--disks", type=int, default=12, help="disk files of our RAID member (default 12)")
     parser.add_argument("--no-iscsi-perf", action="store_true", help="qemu-img bench only")
     parser.add_argument("--only", help="run only the workloads whose name contains this text")
     parser.add_argument("--json", type=Path, help="also write the samples to this file")
@@ -279,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         ]
         try:
-            targets.append(stack.enter_context(iscsi_peer.our_target(tmp, raid_policy=args.raid_policy)))
+            ours = iscsi_peer.our_target(tmp, raid_policy=args.raid_policy, disks=args.disks)
+            targets.append(stack.enter_context(ours))
         except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as error:
             log = tmp / "array-sim-serve.log"
             tail = log.read_text(errors="replace").splitlines()[-10:] if log.exists() else []
@@ -290,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"# iSCSI peer benchmark, {datetime.now().isoformat(timespec='seconds')}, {platform.node()}, "
             f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, pin {args.pin}, {reps} reps of ~{seconds} s, "
-            f"our member {args.raid_policy}"
+            f"our member {args.raid_policy}" + (f" over {args.disks} disks" * (args.raid_policy != "file"))
         )
         print(
             f"# tgt iSCSI parameters: {args.tgt_params}" + (f" {iscsi_peer.TGT_TUNED}" * (args.tgt_params == "matched"))

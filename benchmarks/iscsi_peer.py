@@ -257,18 +257,20 @@ def our_target(
     options: tuple[str, ...] = (),
     member_size: str = "20GB",
     raid_policy: str = "raid6",
+    disks: int = 12,
     log: Path | None = None,
 ) -> Iterator[OurTarget]:
     """``array-sim serve`` on a free port, group in ``workdir/group``, one thick volume open to any IP.
 
     ``options`` go on the ``volume create`` line, e.g. ``("multihost-access", "enable")``: like the
     array, a volume takes one initiator at a time unless multi-host access is enabled. member-1 is
-    made with ``raid_policy`` over 12 disks (``file``: one sparse file, no RAID).
+    made with ``raid_policy`` over ``disks`` disk files (``file``: one sparse file, no RAID).
     """
     command = array_sim_command()
     group_dir = workdir / "group"
     subprocess.run(
-        [command, "init", "--dir", str(group_dir), "--member-size", member_size, "--raid-policy", raid_policy],
+        [command, "init", "--dir", str(group_dir), "--member-size", member_size, "--raid-policy", raid_policy,
+         "--disks", str(disks)],
         check=True,
         capture_output=True,
         timeout=120,
