@@ -18,9 +18,8 @@ Rules of this module:
    rule from the highest index (q = 2*q ^ D_i), where the multiply by 2 shifts every byte left by
    one and xors 0x1d into the bytes whose top bit fell off, byte-wise on whole uint8 arrays, in
    cache-sized chunks of the strips.
-3. **Multiplying by an arbitrary constant** (two-data recovery, Q read-modify-write): ISA-L with a
-   one-coefficient matrix, or numpy gathers from a table of byte-pair products; both from the
-   exp/log/inverse and 256 x 256 product tables built once at import.
+3. **The field's arithmetic is ``gf256``'s**: its tables, and its product of a strip by a
+   constant (two-data recovery, Q read-modify-write).
 4. **Strips are equal-length buffers whose length is a multiple of 8** (numpy uint8 arrays or any
    contiguous bytes-like object). Results are new numpy uint8 arrays unless a docstring says
    otherwise; the ``*_update`` functions write into the parity arrays given.
@@ -32,20 +31,15 @@ References: Linux ``lib/raid6/`` (``int.uc`` for the syndrome, ``recov.c`` for
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from . import isal
+from . import gf256, isal
+from .gf256 import EXP, GF_EXP, GF_INV, POLYNOMIAL
 
 __all__ = [
-    "GF_EXP",
-    "GF_INV",
-    "GF_LOG",
-    "GF_MUL",
-    "POLYNOMIAL",
     "gf_mul_const",
     "parity_rows",
     "pq_parity",
@@ -57,46 +51,13 @@ __all__ = [
     "xor_update",
 ]
 
-#: The GF(2^8) field polynomial x^8 + x^4 + x^3 + x^2 + 1 (md, ISA-L, Anvin's paper).
-POLYNOMIAL = 0x11D
-
 Buffer = Any  # numpy uint8 array or a contiguous bytes-like object
-
-
-def _build_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    exp = np.zeros(510, dtype=np.uint8)  # doubled so exp[log a + log b] needs no modulo
-    log = np.zeros(256, dtype=np.int16)
-    x = 1
-    for i in range(255):
-        exp[i] = x
-        log[x] = i
-        x <<= 1
-        if x & 0x100:
-            x ^= POLYNOMIAL
-    exp[255:] = exp[:255]
-    # mul[a, b] = exp[log a + log b], with a row and a column of zeros for 0.
-    mul = np.zeros((256, 256), dtype=np.uint8)
-    mul[1:, 1:] = exp[log[1:, None] + log[None, 1:]]
-    inv = np.zeros(256, dtype=np.uint8)  # inv[0] = 0 by convention; never used
-    inv[1:] = exp[(255 - log[1:]) % 255]
-    for table in (exp, log, mul, inv):
-        table.flags.writeable = False
-    return exp, log, mul, inv
-
-
-#: GF_EXP[i] = g^i (i in 0..509, period 255); GF_LOG[a] = i with g^i = a (a != 0; GF_LOG[0] = 0).
-#: GF_MUL[a, b] = a * b; GF_INV[a] = 1 / a (GF_INV[0] = 0). All read-only.
-GF_EXP, GF_LOG, GF_MUL, GF_INV = _build_tables()
-_EXP = tuple(int(v) for v in GF_EXP[:255])  # g^i as Python ints, for the per-call paths
 
 _POLY_LOW = np.uint8(POLYNOMIAL & 0xFF)  # 0x1d
 
 #: Bytes of each strip per chunk. Smaller chunks lose more to numpy's per-call overhead than they
 #: gain in cache hits (measured on the 2-vCPU development VM).
 _CHUNK = 65536
-#: Products by a constant shorter than this stay in numpy: for them one ctypes call (its pointer
-#: arrays) costs more than numpy's gather (measured on the development VM; syndromes always gain).
-_ISAL_MUL_MIN = 16384
 
 
 def _u8(buf: Buffer, name: str = "strip") -> np.ndarray:
@@ -147,7 +108,7 @@ def _syndrome(
     """
     present = [(i, d) for i, d in enumerate(strips) if d is not None]
     if isal.LIB is not None and present and want_q:
-        rows = ([(1,) * len(present)] if want_p else []) + ([tuple(_EXP[i] for i, _ in present)] if want_q else [])
+        rows = ([(1,) * len(present)] if want_p else []) + ([tuple(EXP[i] for i, _ in present)] if want_q else [])
         result = np.empty((len(rows), size), dtype=np.uint8)
         isal.encode(tuple(rows), [d for _, d in present], list(result))
         return (result[0] if want_p else None), (result[-1] if want_q else None)
@@ -229,7 +190,7 @@ def parity_rows(strips: np.ndarray, out: np.ndarray) -> None:
     """
     k = strips.shape[0]
     if isal.LIB is not None:
-        rows = ((1,) * k, tuple(_EXP[:k]))[: out.shape[0]]
+        rows = ((1,) * k, tuple(EXP[:k]))[: out.shape[0]]
         isal.encode_rows(rows, strips, out)
         return
     p, q = _syndrome(list(strips), strips.shape[1], want_p=True, want_q=out.shape[0] == 2)
@@ -251,7 +212,7 @@ def rewritten_parity(parity: Sequence[Buffer], changes: Sequence[tuple[int, Buff
     two = len(parity) == 2
     out = np.empty((len(parity), size), np.uint8)
     if isal.LIB is not None:
-        doubled = tuple(_EXP[j] for j, _, _ in changes) * 2
+        doubled = tuple(EXP[j] for j, _, _ in changes) * 2
         rows = ((1,) + (0,) * two + (1,) * len(doubled),) + (((0, 1) + doubled,) if two else ())
         isal.encode(rows, views, list(out))  # type: ignore[arg-type]
         return out
@@ -262,45 +223,14 @@ def rewritten_parity(parity: Sequence[Buffer], changes: Sequence[tuple[int, Buff
         delta = _delta(out[0], old, new)
         np.bitwise_xor(out[0], delta, out=out[0])
         if two:
-            np.bitwise_xor(out[1], _gf_mul(_EXP[j], delta) if j else delta, out=out[1])
-    return out
-
-
-@functools.lru_cache(maxsize=64)
-def _pair_table(c: int) -> np.ndarray:
-    """c * (two bytes at once): entry (h << 8) | l holds (c*h << 8) | c*l; 128 KiB, built in ~30 us.
-
-    numpy's gather costs per element, not per byte, so looking up byte pairs halves its cost.
-    The table treats both bytes alike, so it is independent of the machine's byte order.
-    """
-    row = GF_MUL[c].astype(np.uint16)
-    table = (row[None, :] | (row[:, None] << 8)).reshape(-1)
-    table.flags.writeable = False
-    return table
-
-
-def _gf_mul(c: int, d: np.ndarray) -> np.ndarray:
-    """c * d for a flat uint8 array d, as a new array (0 <= c <= 255, checked by the caller)."""
-    if c == 0:
-        return np.zeros_like(d)
-    if c == 1:
-        return d.copy()
-    out = np.empty_like(d)
-    if isal.LIB is not None and d.size >= _ISAL_MUL_MIN:
-        isal.encode(((c,),), [d], [out])
-        return out
-    even = d.size & ~1
-    if even:
-        np.take(_pair_table(c), d[:even].view(np.uint16), out=out[:even].view(np.uint16), mode="clip")
-    if d.size & 1:
-        out[-1] = GF_MUL[c, d[-1]]
+            np.bitwise_xor(out[1], gf256.mul(EXP[j], delta) if j else delta, out=out[1])
     return out
 
 
 def gf_mul_const(c: int, data: Buffer) -> np.ndarray:
     """Multiply every byte of ``data`` by the constant ``c`` in GF(2^8) (poly 0x11d).
 
-    Table lookup (``np.take``) on byte pairs; see ``GF_MUL`` for the single-byte table.
+    Table lookup (``np.take``) on byte pairs; see ``gf256.GF_MUL`` for the single-byte table.
 
     Args:
         c: the constant, 0..255.
@@ -311,7 +241,7 @@ def gf_mul_const(c: int, data: Buffer) -> np.ndarray:
     """
     if not 0 <= c <= 255:
         raise ValueError(f"GF(2^8) constant out of range: {c}")
-    return _gf_mul(int(c), _u8(data, "data"))
+    return gf256.mul(int(c), _u8(data, "data"))
 
 
 def _writable(a: Any, name: str) -> np.ndarray:
@@ -359,7 +289,7 @@ def pq_update(p: np.ndarray, q: np.ndarray, index: int, old: Buffer, new: Buffer
     delta = _delta(p, old, new)
     np.bitwise_xor(p, delta, out=p)
     if index:
-        delta = _gf_mul(_EXP[index], delta.reshape(-1))
+        delta = gf256.mul(EXP[index], delta.reshape(-1))
         if q.ndim != 1:
             delta = delta.reshape(q.shape)
     np.bitwise_xor(q, delta, out=q)
@@ -425,8 +355,8 @@ def recover_pq(
             # A = 1 / (g^(y-x) + 1) and B = 1 / (g^x + g^y).
             a = int(GF_INV[GF_EXP[y - x] ^ 1])
             b = int(GF_INV[GF_EXP[x] ^ GF_EXP[y]])
-            dy = _gf_mul(a, pxy)
-            np.bitwise_xor(dy, _gf_mul(b, qxy), out=dy)
+            dy = gf256.mul(a, pxy)
+            np.bitwise_xor(dy, gf256.mul(b, qxy), out=dy)
             dviews[y] = dy
             dviews[x] = np.bitwise_xor(dy, pxy, out=pxy)
         else:
@@ -436,7 +366,7 @@ def recover_pq(
             else:
                 # raid6_datap_recov: Q ^ Qx = g^x * D_x.
                 qx = np.bitwise_xor(qs, qv, out=qs)
-                dviews[x] = _gf_mul(int(GF_INV[GF_EXP[x]]), qx)
+                dviews[x] = gf256.mul(int(GF_INV[GF_EXP[x]]), qx)
     if pv is None or qv is None:
         pn, qn = _syndrome(dviews, size, want_p=pv is None, want_q=qv is None)
         if pv is None:
