@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
-"""RAID member store benchmark: RaidStore (raid6, raid10, 12 disks) against the plain FileStore.
+"""RAID member store benchmark: RaidStore (raid6, raid10, 12 disks unless told) against the plain FileStore.
 
-    python benchmarks/raid_store.py [--quick] [--dir DIR] [--reps N]
+    python benchmarks/raid_store.py [--quick] [--dir DIR] [--reps N] [--disks N]
 
 Prints, from one run, engine-only (the stores called directly, no group, no SCSI):
 
 1. 4 KiB random write and read IOPS over a store of ``capacity`` usable bytes written in full first,
-   through ``RaidStore`` raid6 and raid10 on 12 disk files and through ``FileStore`` (one file), with
+   through ``RaidStore`` raid6 and raid10 on ``--disks`` disk files (12) and through ``FileStore`` (one file), with
    the ratio RAID/FileStore. A raid6 4 KiB write is a read-modify-write (old data, P, Q read; data,
    P, Q written).
 2. 1 MiB sequential write and read MB/s, the same three stores.
 3. Reconstruction: fail one disk of the full raid6 store, time ``background_step`` until the spare
    is rebuilt (MB/s of spare written), against copying the same number of bytes between two plain
    files in 1 MiB preads/pwrites in the same directory (the disk files' own sequential bandwidth).
-   Rebuilding one disk of an 11-disk set reads the 10 others, so the ratio of bytes moved (reads
+   Rebuilding one disk of a set reads all the others of it (10 of 12 disks), so the ratio of bytes moved (reads
    plus writes) per second is printed too.
 
 Every figure is the median (min-max) of ``--reps`` repetitions; the stores' repetitions alternate
@@ -64,11 +64,11 @@ def run_for(op: Callable[[int], object], args: Sequence[int], seconds: float) ->
             return calls / (now - start)
 
 
-def make_stores(root: Path, pages: int) -> dict[str, object]:
+def make_stores(root: Path, pages: int, disks: int) -> dict[str, object]:
     stores: dict[str, object] = {"file": FileStore.create(root / "plain.img", pages)}
     for policy in ("raid6", "raid10"):
-        size = RaidStore.disk_size_for(policy, 12, pages * PAGE_SIZE)
-        stores[policy] = RaidStore.create(root / policy, policy, 12, size)
+        size = RaidStore.disk_size_for(policy, disks, pages * PAGE_SIZE)
+        stores[policy] = RaidStore.create(root / policy, policy, disks, size)
     return stores
 
 
@@ -83,12 +83,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--dir", default=None)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--disks", type=int, default=12, help="disk files of each RAID store (default 12)")
     args = ap.parse_args()
     pages = 4 if args.quick else 12
     seconds = 0.1 if args.quick else 1.0
     root = Path(tempfile.mkdtemp(prefix="raid-bench-", dir=args.dir))
     try:
-        stores = make_stores(root, pages)
+        stores = make_stores(root, pages, args.disks)
         for s in stores.values():
             fill(s, pages)
         names = list(stores)
@@ -109,7 +110,7 @@ def main() -> None:
                 for key, v in (("4k write IOPS", w), ("4k read IOPS", r), ("1M write MB/s", sw), ("1M read MB/s", sr)):
                     res.setdefault((key, name), []).append(v)
 
-        print(f"# RaidStore benchmark, {pages} pages ({pages * 15} MiB) usable, 12 disks, {args.reps} reps")
+        print(f"# RaidStore benchmark, {pages} pages ({pages * 15} MiB) usable, {args.disks} disks, {args.reps} reps")
         print(f"{'':16}" + "".join(f"{n:>26}" for n in names) + "   raid6/file  raid10/file")
         for key in ("4k write IOPS", "4k read IOPS", "1M write MB/s", "1M read MB/s"):
             row = "".join(f"{summary(res[(key, n)]):>26}" for n in names)
@@ -149,7 +150,7 @@ def main() -> None:
             ratio.append(rebuild[-1] / copy[-1])
             # bytes through the page cache: the rebuild reads width-1 disks and writes one; a copy reads and writes one
             moved.append(ratio[-1] * width / 2)
-        print(f"reconstruction raid6 (12 disks, {raid6.disk_size // MiB} MiB per disk): {summary(rebuild)} MB/s;"
+        print(f"reconstruction raid6 ({args.disks} disks, {raid6.disk_size // MiB} MiB per disk): {summary(rebuild)} MB/s;"
               f" plain copy {summary(copy)} MB/s; ratio {summary(ratio, '.2f')};"
               f" ratio of bytes moved (reads + writes) per second {summary(moved, '.2f')}")
         for s in stores.values():
