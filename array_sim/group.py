@@ -181,6 +181,10 @@ class Group(
         self.placement.flush()
         self.catalog.checkpoint()
 
+    def settle(self) -> None:
+        """What the member stores keep in memory between writes goes to their disks (``raid.held``)."""
+        self.placement.settle()
+
     def close(self) -> None:
         self.flush()
         for chunk_map in self.tables.chunk_maps.values():

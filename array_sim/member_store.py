@@ -74,6 +74,11 @@ class SlotStore(Protocol):
         """Make every write so far durable against power loss."""
         ...
 
+    def settle(self) -> None:
+        """Write out what the store keeps in memory between writes (a RAID store's held stripes'
+        parity, ``raid.held``); the engine owner calls it once writes stop coming."""
+        ...
+
     def close(self) -> None: ...
 
     def health(self) -> StoreHealth: ...
@@ -116,6 +121,9 @@ class FileStore:
     def flush(self) -> None:
         self._disk.flush()
 
+    def settle(self) -> None:
+        """Nothing is kept between writes."""
+
     def close(self) -> None:
         """Close the file; closing again does nothing."""
         self._disk.close()
@@ -148,6 +156,9 @@ class MemoryStore:
 
     def flush(self) -> None:
         pass
+
+    def settle(self) -> None:
+        """Nothing is kept between writes."""
 
     def close(self) -> None:
         self._slots.clear()

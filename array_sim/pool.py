@@ -178,6 +178,10 @@ class Placement:
         for member in self.members.values():
             member.store.flush()
 
+    def settle(self) -> None:
+        for member in self.members.values():
+            member.store.settle()
+
     def close(self) -> None:
         for member in self.members.values():
             member.store.close()

@@ -137,6 +137,7 @@ async def _serve(
     ssh_port: int | None = None, ssh: bool = True,
 ) -> None:
     owner = EngineOwner(asyncio.get_running_loop())
+    owner.quiet.append(group.settle)  # engine_owner rule 7
     try:
         await _serve_owned(group, owner, network.address(host), port, nop_interval, redirect, network, frontend,
                            ssh_port, ssh)  # fmt: skip

@@ -36,6 +36,10 @@ Rules of this module:
    that cost no more than a thread hop (small reads and writes, no FUA), so
    the loop is never held for long. An inlined call holds background work
    back as a submitted one does (rule 4).
+7. Once calls stop coming for ``QUIET_AFTER`` (after a batch or an inlined
+   call), the ``quiet`` hooks run on the worker, once: the group settles what
+   its stores keep in memory between writes (``array_sim.raid.held``), so the
+   parity of a member nobody writes to is always on its disks.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ SWITCH_INTERVAL = 0.0005
 BACKGROUND_SHARE = 0.25
 #: Seconds without a call after which background steps run back to back (rule 4).
 IDLE_AFTER = 0.05
+#: Seconds without a call after which the ``quiet`` hooks run (rule 7).
+QUIET_AFTER = 0.005
 
 
 class EngineOwner:
@@ -74,6 +80,9 @@ class EngineOwner:
         self._next_step = 0.0
         #: Run on the loop once after each batch of completions (rule 2).
         self.delivered: list[Callable[[], None]] = []
+        #: Run on the worker once calls stop coming (rule 7); ``_unquiet``: a call ran since they last did.
+        self.quiet: list[Callable[[], None]] = []
+        self._unquiet = False
         self._calls: deque[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]]] = deque()
         self._background: deque[Callable[[], bool]] = deque()
         self._wake = threading.Condition()
@@ -137,6 +146,10 @@ class EngineOwner:
                 return True, call()
             finally:
                 self._last_call = self._clock()  # a call as any other for the background share (rule 4)
+                if self.quiet and not self._unquiet:
+                    with self._wake:  # the worker may be waiting with no deadline (rule 7)
+                        self._unquiet = True
+                        self._wake.notify()
         finally:
             self._running.release()
 
@@ -159,20 +172,22 @@ class EngineOwner:
         while True:
             with self._wake:
                 while not self._calls and not self._stopping:
-                    if self._background:
-                        wait = self._step_wait()
-                        if wait <= 0:
-                            break
-                        self._wake.wait(wait)
-                    else:
+                    waits = [w for w in (self._step_wait(), self._quiet_wait()) if w is not None]
+                    if not waits:
                         self._wake.wait()
+                    elif min(waits) <= 0:
+                        break
+                    else:
+                        self._wake.wait(min(waits))
                 if self._stopping and not self._calls:
                     return
             with self._running:  # taken before the batch, so nothing inlined overtakes it (rule 6)
                 self._run_batch()
 
-    def _step_wait(self) -> float:
-        """Seconds until a background step may run (0 or less: now), by rule 4."""
+    def _step_wait(self) -> float | None:
+        """Seconds until a background step may run (0 or less: now) by rule 4; None without one."""
+        if not self._background:
+            return None
         now = self._clock()
         if now - self._last_call >= IDLE_AFTER:
             return 0.0
@@ -194,8 +209,28 @@ class EngineOwner:
                 self._step()
         if self._pending:
             self.loop.call_soon_threadsafe(self._deliver, self._pending)
-        if not batch and self._background:
+        if batch:
+            self._unquiet = True
+            return
+        quiet, step = self._quiet_wait(), self._step_wait()
+        if quiet is not None and quiet <= 0:
+            self._run_quiet()
+        if step is not None and step <= 0:
             self._step()  # no call came while the step waited (rule 4)
+
+    def _quiet_wait(self) -> float | None:
+        """Seconds until the quiet hooks are due (rule 7); None when they are not."""
+        if not (self._unquiet and self.quiet):
+            return None
+        return self._last_call + QUIET_AFTER - self._clock()
+
+    def _run_quiet(self) -> None:
+        self._unquiet = False
+        for hook in self.quiet:
+            try:
+                hook()
+            except Exception:
+                log.exception("quiet hook failed")
 
     def _step(self) -> None:
         step = self._background.popleft()

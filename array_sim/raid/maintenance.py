@@ -94,6 +94,7 @@ class Maintenance:
 
     def fail_disk(self: RaidStore, n: int) -> None:
         """Disk ``n`` fails: a spare takes its role, or its set runs degraded, or the member fails."""
+        self.settle()  # ``held`` rule 3
         self._disk_number(n)
         if self._status[n] == FAILED:
             return
@@ -141,6 +142,7 @@ class Maintenance:
 
     def replace_disk(self: RaidStore, n: int) -> None:
         """A new empty disk in slot ``n`` (which must have failed); it becomes a spare, taken at once if needed."""
+        self.settle()  # ``held`` rule 3
         self._disk_number(n)
         if self._status[n] != FAILED:
             raise InvalidRequest(f"Disk {n} on member {self.name} has not failed.")
@@ -154,6 +156,7 @@ class Maintenance:
 
     def add_bad_sectors(self: RaidStore, n: int, offset: int, length: int) -> None:
         """Reads of bytes ``[offset, offset + length)`` of disk ``n`` fail from now on, until rewritten."""
+        self.settle()  # ``held`` rule 3
         self._disk_number(n)
         if not (0 <= offset and 0 < length and offset + length <= self.disk_size):
             raise InvalidRequest(f"Range [{offset}, +{length}) is outside disk {n}.")
@@ -204,6 +207,7 @@ class Maintenance:
 
     def background_step(self: RaidStore, budget: int) -> bool:
         """Rebuild the next stripes (about ``budget`` bytes written to spares); True while work remains."""
+        self.settle()  # ``held`` rule 3
         if self._failed or self._dirty.closed:
             return False
         rebuilding = self._rebuilding()
@@ -249,6 +253,7 @@ class Maintenance:
     def start_verify(self: RaidStore) -> None:
         """Begin verifying every stripe (RAID status ``verifying``), as the array does after a RAID
         set is initialised; already verifying: nothing changes."""
+        self.settle()  # ``held`` rule 3
         self._check_online()
         if self._verify is None:
             self._verify, self._mismatches = 0, 0

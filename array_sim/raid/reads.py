@@ -114,6 +114,8 @@ class StripeReads:
     def read(self: RaidStore, slot: int, offset: int, length: int) -> bytes:
         position = check_range(self.capacity_pages, slot, offset, length)
         self._check_online()
+        if self._held:  # a rebuilt strip reads parity (``held`` rule 3)
+            self.settle()
         lay = self._layout
         pieces = list(lay.pieces(position, length))
         direct: list[DiskIO] = []  # (disk, disk offset, where in out) of the strips read as they lie

@@ -27,7 +27,8 @@ Rules of this module:
    its disks is written and cleared after data and parity are; a store into the map is in the page
    cache at once, so it survives ``kill -9``. ``open`` resyncs every marked stripe (parity
    recomputed from the data, a mirror's second copy from the first) before serving, so data an
-   interrupted write left is old or new per sector, and parity agrees with it.
+   interrupted write left is old or new per sector, and parity agrees with it. A held stripe
+   (``held``) stays marked until its parity is written, so the same resync covers it.
 6. **The limit:** a crash during a write to a stripe that is also missing a data strip (md's
    "dirty degraded" array) leaves that strip unknowable: its parity may mix old and new data. The
    store then marks the missing data strips of that stripe lost (superblock ``lost``,
@@ -38,8 +39,9 @@ Rules of this module:
 7. **Faults are deterministic calls**: ``fail_disk``, ``replace_disk``, ``add_bad_sectors``.
    Reconstruction, then verification (``start_verify``: RAID status ``verifying``), run only in
    ``background_step`` slices; their cursors are saved every 4 MiB.
-8. **Where the code is**: the store's state here; reads in ``reads``, writes in ``writes``; resync,
-   faults, reconstruction and verification in ``maintenance`` (mixins on this class's state).
+8. **Where the code is**: the store's state here; reads in ``reads``, writes in ``writes`` and
+   ``held``; resync, faults, reconstruction and verification in ``maintenance`` (mixins on this
+   class's state).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from ..member_store import EventSink, MemberOffline, StoreHealth
 from ..units import PAGE_SIZE
 from . import superblock
 from .disks import FAILED, ONLINE, SPARE, Disk
+from .held import HeldStripe
 from .layout import STRIP, Layout, disk_bytes_for
 from .maintenance import Maintenance
 from .policy import Geometry, geometry
@@ -130,6 +133,9 @@ class RaidStore(StripeReads, StripeWrites, Maintenance):
         #: costs no page faults, where a new megabyte costs a fault per 4 KiB page.
         self._read_buffer = bytearray()
         self._whole = self._is_whole()
+        #: Held stripes by stripe (``held``), and their buffers kept for reuse.
+        self._held: dict[int, HeldStripe] = {}
+        self._spare_held: list[HeldStripe] = []
         self._resync()
 
     # ------------------------------------------------------------------ lifecycle
@@ -218,6 +224,7 @@ class RaidStore(StripeReads, StripeWrites, Maintenance):
         )
 
     def flush(self) -> None:
+        self.settle()
         for i, disk in enumerate(self._disks):
             if self._status[i] != FAILED:
                 disk.flush()
@@ -227,6 +234,7 @@ class RaidStore(StripeReads, StripeWrites, Maintenance):
         """Close the disks and the dirty map; closing again does nothing."""
         if self._dirty.closed:
             return
+        self.settle()
         self._save()
         for disk in self._disks:
             disk.close()

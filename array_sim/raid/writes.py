@@ -21,6 +21,9 @@ Rules of this module:
    stripes at either end (planned), with no per-strip plan for them (which cost about a third of
    a 1 MiB write's time) and one system call per disk (each call gives the GIL away and may wait
    to get it back).
+6. **A stripe begun in whole strips is held** (``held``): its strips are written, its parity waits
+   for the write that brings the rest, or for ``settle``. Every other write settles the held
+   stripes it touches before planning them, since planning reads their parity.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 from ..member_store import check_range
 from .disks import ONLINE, DiskIO, LatentError, runs
 from .errors import UnrecoverableRead
+from .held import MAX_HELD, HeldStripes
 from .layout import STRIP, Piece
 from .parity import parity_rows, pq_parity, pq_update, rewritten_parity, xor_parity, xor_update
 
@@ -48,7 +52,7 @@ def _u8(data: bytes | bytearray | memoryview) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-class StripeWrites:
+class StripeWrites(HeldStripes):
     """The write half of ``RaidStore`` (a mixin: it works on the store's own state)."""
 
     def write(self: RaidStore, slot: int, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -58,7 +62,8 @@ class StripeWrites:
         lay = self._layout
         span = lay.k * STRIP
         first, last = -(-position // span), (position + len(view)) // span
-        if last > first and self._whole and lay.sets == 1 and not lay.mirror:  # rule 5
+        bulk = self._whole and lay.sets == 1 and not lay.mirror
+        if last > first and bulk:  # rule 5
             head, stop = first * span - position, last * span - position
             edges = [(position, view[:head]), (last * span, view[stop:])]
         else:
@@ -68,7 +73,10 @@ class StripeWrites:
         for start, part in edges:
             for pc in lay.pieces(start, len(part)):
                 groups.setdefault((pc.set, pc.stripe), ([], part))[0].append(pc)
-        if last == first and len(groups) == 1 and self._whole:
+        held = self._hold_groups(groups) if bulk else {}  # rule 6
+        if self._held:
+            self.settle([stripe for _set, stripe in groups])  # planned from disk: their parity first
+        if last == first and not held and len(groups) == 1 and self._whole:
             ((pieces, part),) = groups.values()
             if len(pieces) == 1 and self._small_write(pieces[0], part):
                 return
@@ -83,9 +91,17 @@ class StripeWrites:
             raise
         if last > first:
             writes += self._whole_stripes(first, view[head:stop])
+        completed: list[int] = []
+        if held:
+            held_writes, completed = self._hold(held)
+            writes += held_writes
         self._apply(writes)
-        for mark in marks:
+        for mark in marks + completed:
             self._dirty[mark] = CLEAN
+        if self._held:
+            self._release_held(completed + list(range(first, last)))  # parity written whole
+        if len(self._held) > MAX_HELD:
+            self.settle()
         if self._lost:
             self._forget_lost(groups)
 

@@ -46,6 +46,8 @@ class RaidMachine(RuleBasedStateMachine):
         self.disks = disks
         self.model = np.zeros(SIZE, np.uint8)
         self.unknown = np.zeros(SIZE, bool)
+        #: Where the next ``stream`` write begins (whole strips, ascending: what ``held`` holds).
+        self.cursor = 0
 
     def teardown(self) -> None:
         if hasattr(self, "store"):
@@ -72,6 +74,24 @@ class RaidMachine(RuleBasedStateMachine):
         assert online
         self.model[pos : pos + length] = np.frombuffer(data, np.uint8)
         self.unknown[pos : pos + length] = False
+
+    @rule(chunks=st.lists(st.integers(1, 5), min_size=1, max_size=4), restart=st.integers(0, 3),
+          seed=st.integers(0, 2**32))
+    def stream(self, chunks: list[int], restart: int, seed: int) -> None:
+        """Writes of whole strips, each right after the one before (what ``held`` holds and completes),
+        going on from the last stream or, now and then, from the start of a stripe further on."""
+        if restart == 0 or self.cursor >= SIZE:
+            self.cursor = (seed % (SIZE // STRIP // 12)) * 12 * STRIP  # 12 strips: whole stripes of every k
+        for n, strips in enumerate(chunks):
+            if self.cursor >= SIZE:
+                return
+            pos, length = self._clip(self.cursor, strips * STRIP)
+            self.write(pos, length, seed + n)
+            self.cursor = pos + length
+
+    @rule()
+    def settle(self) -> None:
+        self.store.settle()
 
     @rule(pos=positions, length=lengths)
     def read(self, pos: int, length: int) -> None:
@@ -119,6 +139,14 @@ class RaidMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.store.close()
+        self.store = RaidStore.open(self.tmp / "m")
+
+    @rule()
+    def crash(self) -> None:
+        """``kill -9``: the files as they are, nothing settled or saved, then a fresh open."""
+        for disk in self.store._disks:
+            disk.close()
+        self.store._dirty.close()
         self.store = RaidStore.open(self.tmp / "m")
 
     @precondition(lambda self: hasattr(self, "store"))
