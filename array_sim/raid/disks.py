@@ -99,10 +99,16 @@ class Disk:
         if os.preadv(self._fd, buffers, offset) != total:
             raise OSError(f"short read from {self.path}")
 
+    def will_write(self, offset: int, length: int) -> int:
+        """The file descriptor to write ``[offset, +length)`` with, its bad ranges cleared first (rule 2):
+        for a caller that issues the write itself (``aio``)."""
+        if self.bad:
+            self.bad = self._cleared(offset, offset + length)
+        return self._fd
+
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
-        if self.bad:
-            self.bad = self._cleared(offset, offset + len(view))
+        self.will_write(offset, len(view))
         while view:
             written = os.pwrite(self._fd, view, offset)
             view = view[written:]
@@ -112,8 +118,7 @@ class Disk:
         """Write ``buffers`` one after another from ``offset``: one ``pwritev`` (Linux caps a call at
         IOV_MAX = 1024 buffers; callers pass at most a transfer's strips)."""
         total = sum(len(b) if isinstance(b, memoryview) else b.nbytes for b in buffers)
-        if self.bad:
-            self.bad = self._cleared(offset, offset + total)
+        self.will_write(offset, total)
         written = os.pwritev(self._fd, buffers, offset)
         if written != total:  # a short write: finish the rest buffer by buffer
             self.write(offset + written, b"".join(bytes(b) for b in buffers)[written:])

@@ -131,7 +131,6 @@ class HeldStripes:
                 self._disks[roles[lay.data_position(stripe, j)]].read_into(  # type: ignore[index]
                     base, memoryview(entry.data[j]))
             parity_rows(entry.data, entry.parity)
-            for i, pos in enumerate(lay.parity_positions(stripe)):
-                self._disks[roles[pos]].write(base, entry.parity[i])  # type: ignore[index]
+            self._apply([(roles[pos], base, entry.parity[i]) for i, pos in enumerate(lay.parity_positions(stripe))])
             self._dirty[stripe] = 0  # writes.CLEAN
             self._release_held([stripe])

@@ -57,6 +57,7 @@ from ..errors import InvalidRequest
 from ..member_store import EventSink, MemberOffline, StoreHealth
 from ..units import PAGE_SIZE
 from . import superblock
+from .aio import AioWriter
 from .disks import FAILED, ONLINE, SPARE, Disk
 from .held import HeldStripe
 from .layout import STRIP, Layout, disk_bytes_for
@@ -133,6 +134,8 @@ class RaidStore(StripeReads, StripeWrites, Maintenance):
         #: costs no page faults, where a new megabyte costs a fault per 4 KiB page.
         self._read_buffer = bytearray()
         self._whole = self._is_whole()
+        #: Every disk write of a RAID write in one system call (``writes`` rule 3), or None without AIO.
+        self._aio = AioWriter.open()
         #: Held stripes by stripe (``held``), and their buffers kept for reuse.
         self._held: dict[int, HeldStripe] = {}
         self._spare_held: list[HeldStripe] = []
@@ -238,6 +241,8 @@ class RaidStore(StripeReads, StripeWrites, Maintenance):
         self._save()
         for disk in self._disks:
             disk.close()
+        if self._aio is not None:
+            self._aio.close()
         self._dirty.close()
 
     # ------------------------------------------------------------------ introspection

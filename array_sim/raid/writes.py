@@ -9,8 +9,10 @@ Rules of this module:
 2. **A full stripe is encoded from the initiator's buffer itself** (no copy); a partial one is
    read-modify-write or reconstruct-write, whichever reads less (``store`` rule 2), the new
    parity of a read-modify-write computed for every rewritten strip at once (``rewritten_parity``).
-3. **One system call per run**: the planned writes of a disk that follow each other on it (the same
-   position of consecutive stripes) go out in one ``pwritev``.
+3. **One system call per write**: every disk write a write plans goes to the kernel in one
+   ``io_submit`` (``aio``: each system call gives the GIL away and may wait to get it back);
+   without AIO, the planned writes of a disk that follow each other on it (the same position of
+   consecutive stripes) go out in one ``pwritev``.
 4. **A small write takes the short way**: inside one strip of a set that is whole (every position
    on-line and rebuilt, nothing lost) it writes both copies of a mirror, or read-modify-writes its
    columns and the parity's, with no plan at all, falling back to the plan when a read meets a
@@ -157,9 +159,9 @@ class StripeWrites(HeldStripes):
         else:
             pq_update(parity[0], parity[1], pc.index, old, new)
         self._dirty[mark] = DIRTY
-        data_disk.write(pc.stripe * STRIP + pc.start, chunk)
-        for disk, col in zip(parity_disks, parity):
-            disk.write(at, col)
+        writes: list[DiskIO] = [(roles[lay.data_position(pc.stripe, pc.index)], pc.stripe * STRIP + pc.start, chunk)]
+        writes += [(roles[p], at, col) for p, col in zip(lay.parity_positions(pc.stripe), parity)]  # type: ignore
+        self._apply(writes)
         self._dirty[mark] = CLEAN
         return True
 
@@ -176,7 +178,12 @@ class StripeWrites(HeldStripes):
             self._save()
 
     def _apply(self: RaidStore, writes: list[DiskIO]) -> None:
-        """Issue the planned writes, one ``pwritev`` per run of adjacent strips of a disk (rule 2)."""
+        """Issue the planned writes: one ``io_submit``, or one ``pwritev`` per run of adjacent strips of a disk
+        (rule 3)."""
+        if self._aio is not None:
+            disks = self._disks
+            self._aio.write([(disks[d].will_write(at, len(data)), at, data) for d, at, data in writes])
+            return
         if len(writes) <= self._layout.width:  # one stripe, so at most one write per disk
             for disk, offset, data in writes:
                 self._disks[disk].write(offset, data)

@@ -17,6 +17,8 @@ from array_sim.raid.layout import STRIP
 from array_sim.raid.store import RaidStore
 from array_sim.units import MiB, PAGE_SIZE
 
+pytestmark = pytest.mark.usefixtures("disk_writes")  # conftest: aio, and pwritev in the whole suite
+
 K = 9  # data strips of a 12-disk RAID 6 member (one spare, 9 + P + Q)
 SPAN = K * STRIP
 

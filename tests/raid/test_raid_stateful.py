@@ -170,3 +170,14 @@ def test_raid_machine_long() -> None:
     run_state_machine_as_test(
         RaidMachine, settings=settings(max_examples=300, stateful_step_count=50, deadline=None)
     )
+
+
+@pytest.mark.slow
+def test_raid_machine_without_aio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same programs with the disks written by ``pwritev`` (``aio`` rule 3: the fallback)."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    monkeypatch.setenv("ARRAY_SIM_AIO", "off")
+    run_state_machine_as_test(
+        RaidMachine, settings=settings(max_examples=60, stateful_step_count=40, deadline=None)
+    )

@@ -12,6 +12,8 @@ from array_sim.raid.store import RaidStore
 from array_sim.units import PAGE_SIZE
 from tests.engine.store_contract import SlotStoreContract
 
+pytestmark = pytest.mark.usefixtures("disk_writes")  # conftest: aio, and pwritev in the whole suite
+
 #: Smallest sensible disk count of each policy for the contract (raid50 needs two sets).
 DISKS = {"raid6": 6, "raid6-nospares": 5, "raid10": 6, "raid10-nospares": 4, "raid50": 8,
          "raid50-nospares": 6, "raid5": 5, "raid5-nospares": 4}

@@ -19,6 +19,8 @@ from array_sim.units import PAGE_SIZE
 
 from .test_raid_store import DISKS, make, policies
 
+pytestmark = pytest.mark.usefixtures("disk_writes")  # conftest: aio, and pwritev in the whole suite
+
 SPAN = 3 * PAGE_SIZE  # bytes written in slots 0..2
 
 
