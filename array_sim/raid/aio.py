@@ -90,7 +90,7 @@ class AioWriter:
     """One AIO context and its iocbs (rule 4)."""
 
     def __init__(self, numbers: tuple[int, int, int, int], calls: tuple[object, object], ctx: ctypes.c_ulong):
-        self._setup, self._destroy, self._getevents, self._submit = (ctypes.c_long(n) for n in numbers)
+        self._destroy, self._getevents, self._submit = (ctypes.c_long(n) for n in numbers[1:])
         self._call, self._call_kept = calls
         self._ctx = ctx
         self._iocbs = (_Iocb * MAX_BATCH)()

@@ -138,8 +138,10 @@ class StripeWrites(HeldStripes):
                 self._disks[d].write(pc.stripe * STRIP + pc.start, chunk)  # type: ignore[index]
             self._dirty[mark] = CLEAN
             return True
-        data_disk = self._disks[roles[lay.data_position(pc.stripe, pc.index)]]  # type: ignore[index]
-        parity_disks = [self._disks[roles[p]] for p in lay.parity_positions(pc.stripe)]  # type: ignore[index]
+        data_d = roles[lay.data_position(pc.stripe, pc.index)]
+        parity_ds = [roles[p] for p in lay.parity_positions(pc.stripe)]
+        data_disk = self._disks[data_d]  # type: ignore[index]
+        parity_disks = [self._disks[d] for d in parity_ds]  # type: ignore[index]
         lo, hi = pc.start & ~7, (pc.start + pc.length + 7) & ~7
         at = pc.stripe * STRIP + lo
         old, *parity = (np.empty(hi - lo, np.uint8) for _ in range(1 + len(parity_disks)))
@@ -159,9 +161,8 @@ class StripeWrites(HeldStripes):
         else:
             pq_update(parity[0], parity[1], pc.index, old, new)
         self._dirty[mark] = DIRTY
-        writes: list[DiskIO] = [(roles[lay.data_position(pc.stripe, pc.index)], pc.stripe * STRIP + pc.start, chunk)]
-        writes += [(roles[p], at, col) for p, col in zip(lay.parity_positions(pc.stripe), parity)]  # type: ignore
-        self._apply(writes)
+        writes: list[DiskIO] = [(data_d, pc.stripe * STRIP + pc.start, chunk)]  # type: ignore[list-item]
+        self._apply(writes + [(d, at, col) for d, col in zip(parity_ds, parity)])  # type: ignore[misc]
         self._dirty[mark] = CLEAN
         return True
 
